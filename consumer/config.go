@@ -1,0 +1,151 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Ordering says which messages must reach the sink one after another.
+type Ordering string
+
+const (
+	// OrderKey delivers messages with the same key, in one partition, in
+	// offset order; different keys go in parallel. Messages without a key
+	// carry no order (Kafka's partitioners spread them anyway). The default.
+	OrderKey Ordering = "key"
+	// OrderPartition delivers each partition in offset order.
+	OrderPartition Ordering = "partition"
+	// OrderNone delivers in any order, as parallel as the pool allows.
+	OrderNone Ordering = "none"
+)
+
+// Config is the pipeline's configuration, common to every source. The zero
+// value of each field means its documented default.
+type Config struct {
+	// MaxRecords and MaxBytes are the in-flight budget for the whole process
+	// (default 100000 records, 64 MiB). A record counts from the moment it is
+	// fetched until its offset is committed or its ack sent.
+	MaxRecords int
+	MaxBytes   int64
+	// HighWater and LowWater are fractions of the budget (default 0.8 and
+	// 0.5): fetching pauses at the high mark and resumes at the low one.
+	HighWater float64
+	LowWater  float64
+
+	// Ordering of deliveries (default OrderKey).
+	Ordering Ordering
+	// Workers is the pool size to start with (default 8). The pool can be
+	// resized at any time with Resize.
+	Workers int
+	// BatchMax is the most messages a worker takes from a lane at once
+	// (default 256). Larger batches take the pipeline's lock less often;
+	// smaller ones let a worker move on to other lanes sooner.
+	BatchMax int
+
+	// CommitInterval is how often done offsets are committed (default 1 s).
+	// Commits also happen sooner when a quarter of the window is done but
+	// uncommitted, on revoke, and on shutdown.
+	CommitInterval time.Duration
+	// RebalanceTimeout bounds how long a revoke waits for in-flight
+	// deliveries of the revoked partitions (default 10 s).
+	RebalanceTimeout time.Duration
+	// ShutdownTimeout bounds the drain on shutdown (default 30 s): stop
+	// intake, finish what was admitted, commit. Keep it below the pod's
+	// termination grace period.
+	ShutdownTimeout time.Duration
+
+	// RetryInitialBackoff and RetryMaxBackoff shape the delay between
+	// attempts of a failing delivery (default 100 ms doubling to 10 s).
+	RetryInitialBackoff time.Duration
+	RetryMaxBackoff     time.Duration
+
+	// Kafka configures the Kafka source.
+	Kafka KafkaConfig
+}
+
+// ErrInvalidConfig wraps every configuration error.
+var ErrInvalidConfig = errors.New("invalid config")
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxRecords, 100_000)
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 64 << 20
+	}
+	if c.HighWater == 0 {
+		c.HighWater = 0.8
+	}
+	if c.LowWater == 0 {
+		c.LowWater = 0.5
+	}
+	if c.Ordering == "" {
+		c.Ordering = OrderKey
+	}
+	def(&c.Workers, 8)
+	def(&c.BatchMax, 256)
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	dur(&c.CommitInterval, time.Second)
+	dur(&c.RebalanceTimeout, 10*time.Second)
+	dur(&c.ShutdownTimeout, 30*time.Second)
+	dur(&c.RetryInitialBackoff, 100*time.Millisecond)
+	dur(&c.RetryMaxBackoff, 10*time.Second)
+	c.Kafka.setDefaults(c)
+}
+
+// Validate fills in defaults and reports every invalid field at once.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	bad := func(field string, v any, want string) {
+		errs = append(errs, fmt.Errorf("%w: %s=%v: %s", ErrInvalidConfig, field, v, want))
+	}
+	if c.MaxRecords < 1 {
+		bad("MaxRecords", c.MaxRecords, "want at least 1")
+	}
+	if c.MaxBytes < 1024 {
+		bad("MaxBytes", c.MaxBytes, "want at least 1KiB")
+	}
+	if c.HighWater <= 0 || c.HighWater > 1 {
+		bad("HighWater", c.HighWater, "want a fraction in (0, 1]")
+	}
+	if c.LowWater <= 0 || c.LowWater >= c.HighWater {
+		bad("LowWater", c.LowWater, "want a fraction above 0 and below HighWater")
+	}
+	switch c.Ordering {
+	case OrderKey, OrderPartition, OrderNone:
+	default:
+		bad("Ordering", c.Ordering, "want key, partition or none")
+	}
+	if c.Workers < 1 {
+		bad("Workers", c.Workers, "want at least 1")
+	}
+	if c.BatchMax < 1 {
+		bad("BatchMax", c.BatchMax, "want at least 1")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CommitInterval", c.CommitInterval}, {"RebalanceTimeout", c.RebalanceTimeout},
+		{"ShutdownTimeout", c.ShutdownTimeout}, {"RetryInitialBackoff", c.RetryInitialBackoff},
+		{"RetryMaxBackoff", c.RetryMaxBackoff},
+	} {
+		if d.v < 0 {
+			bad(d.name, d.v, "want a positive duration")
+		}
+	}
+	if c.RetryMaxBackoff < c.RetryInitialBackoff {
+		bad("RetryMaxBackoff", c.RetryMaxBackoff, "want at least RetryInitialBackoff")
+	}
+	errs = append(errs, c.Kafka.validate()...)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,368 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Consumer runs one source through the window, the lanes, the worker pool
+// and the sink, and commits what the sink delivered.
+//
+// Build it with New, start it with Run (which blocks), stop it by cancelling
+// Run's context or calling Drain. All methods are safe for concurrent use.
+type Consumer struct {
+	cfg  Config
+	log  *slog.Logger
+	met  *metrics
+	win  *Window
+	pipe *pipeline
+	src  source
+	sink Sink
+
+	flowMu   sync.Mutex // serializes pause decisions with telling the source
+	commitMu sync.Mutex // one commit at a time; revoke holds it to commit-then-remove
+
+	joined        atomic.Bool
+	draining      atomic.Bool
+	commitFailing bool // guarded by commitMu
+
+	started   atomic.Bool
+	drainOnce sync.Once
+	drainCh   chan struct{}
+	done      chan struct{}
+}
+
+// source is where messages come from: it admits them into the pipeline,
+// pauses and resumes partitions, and records commit points with the broker.
+type source interface {
+	// run fetches and admits messages until ctx ends.
+	run(ctx context.Context) error
+	// commit stores the points with the broker and returns those that failed.
+	commit(ctx context.Context, cps []commitPoint) (failed []commitPoint, err error)
+	pause(parts []*partition)
+	resume(parts []*partition)
+	// pollBytes is the most one poll can add to the window, in bytes.
+	pollBytes() int64
+	// close leaves the group (revoking what is still assigned) and closes
+	// the client. It is called once, after run has returned.
+	close()
+}
+
+// Option configures a Consumer's collaborators.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+	reg prometheus.Registerer
+}
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegisterer sets where metrics are registered (default: nowhere).
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
+
+// New validates cfg and builds a Kafka consumer delivering to sink. It
+// connects to nothing and starts nothing: Run does.
+func New(cfg Config, sink Sink, opts ...Option) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sink == nil {
+		return nil, fmt.Errorf("%w: nil sink", ErrInvalidConfig)
+	}
+	o := options{log: slog.Default(), reg: prometheus.NewRegistry()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Consumer{
+		cfg:     cfg,
+		log:     o.log,
+		met:     newMetrics(o.reg),
+		win:     NewWindow(cfg.MaxRecords, cfg.MaxBytes, cfg.HighWater, cfg.LowWater),
+		sink:    sink,
+		drainCh: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	c.pipe = newPipeline(&c.cfg, sink, c.win, c.log, c.met)
+	src, err := newKafkaSource(c)
+	if err != nil {
+		return nil, err
+	}
+	c.src = src
+	registerState(o.reg, c)
+	return c, nil
+}
+
+// Run consumes until ctx is cancelled or Drain is called, then shuts down in
+// order: stop fetching, finish what was admitted (within ShutdownTimeout),
+// commit, leave the group. It returns nil after a clean shutdown. Run may be
+// called once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called twice")
+	}
+	defer close(c.done)
+	c.pipe.resize(c.cfg.Workers)
+
+	fetchCtx, stopFetch := context.WithCancel(context.Background())
+	commitCtx, stopCommit := context.WithCancel(context.Background())
+	fetchErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { fetchErr <- c.src.run(fetchCtx) })
+	commitDone := make(chan struct{})
+	go func() { defer close(commitDone); c.commitLoop(commitCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		c.log.Info("shutting down", "reason", "signal")
+	case <-c.drainCh:
+		c.log.Info("shutting down", "reason", "drain")
+	case runErr = <-fetchErr:
+		c.log.Error("fetching failed, shutting down", "reason", "fetch_error", "error", runErr)
+	}
+	c.draining.Store(true)
+	stopFetch()
+	wg.Wait()
+
+	deadline := time.Now().Add(c.cfg.ShutdownTimeout)
+	dctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if !c.pipe.drain(dctx) {
+		st := c.Stats()
+		c.log.Warn("shutdown timeout: abandoning deliveries, they will be redelivered",
+			"reason", "shutdown_timeout", "queued", st.Depth, "in_flight", st.InFlight)
+	}
+	stopCommit()
+	<-commitDone
+	c.pipe.stop()
+
+	// The final commit gets what is left of the deadline, and at least a
+	// few seconds: without it every delivered record would come again.
+	cctx, ccancel := context.WithTimeout(context.Background(), max(time.Until(deadline), 5*time.Second))
+	defer ccancel()
+	if err := c.commit(cctx, nil); err != nil {
+		c.log.Error("final commit failed", "reason", "commit_error", "error", err)
+	}
+	c.src.close()
+	c.log.Info("stopped", "delivered", c.pipe.completed.Load())
+	return runErr
+}
+
+// Drain stops intake, finishes in-flight work, commits and leaves the
+// group, as Run does on shutdown; it returns when that is done or ctx ends.
+// Readiness turns false at once. Run returns nil after a drain.
+func (c *Consumer) Drain(ctx context.Context) error {
+	c.draining.Store(true)
+	c.drainOnce.Do(func() { close(c.drainCh) })
+	if !c.started.Load() {
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when Run has returned.
+func (c *Consumer) Done() <-chan struct{} { return c.done }
+
+// Ready reports whether the consumer has joined its group and is not
+// draining. (The sink's reachability is checked by the caller, see Pinger.)
+func (c *Consumer) Ready() bool { return c.joined.Load() && !c.draining.Load() }
+
+// Resize sets the number of workers (at least 1). Safe at any time.
+func (c *Consumer) Resize(n int) { c.pipe.resize(n) }
+
+// Size returns the number of workers the pool is set to.
+func (c *Consumer) Size() int { return c.pipe.size() }
+
+// Window returns the in-flight window.
+func (c *Consumer) Window() *Window { return c.win }
+
+// commitLoop commits on the interval and whenever enough is done.
+func (c *Consumer) commitLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.pipe.kickCommit:
+		}
+		_ = c.commit(ctx, nil) // logged inside; failures stay in the window
+		c.evaluateFlow()
+	}
+}
+
+// commit commits the done prefix of the given partitions (all when nil).
+func (c *Consumer) commit(ctx context.Context, parts []*partition) error {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	return c.commitLocked(ctx, parts)
+}
+
+func (c *Consumer) commitLocked(ctx context.Context, parts []*partition) error {
+	cps := c.pipe.commitPoints(parts)
+	if len(cps) == 0 {
+		return nil
+	}
+	failed, err := c.src.commit(ctx, cps)
+	if len(failed) == 0 {
+		c.pipe.committed(cps)
+		c.met.commits.WithLabelValues("ok").Inc()
+		if c.commitFailing {
+			c.commitFailing = false
+			c.log.Info("commits recovered", "reason", "commit_ok")
+		}
+		return nil
+	}
+	ok := make([]commitPoint, 0, len(cps))
+	bad := make(map[*partition]bool, len(failed))
+	for _, cp := range failed {
+		bad[cp.part] = true
+	}
+	for _, cp := range cps {
+		if !bad[cp.part] {
+			ok = append(ok, cp)
+		}
+	}
+	c.pipe.committed(ok)
+	c.pipe.uncommitted(failed)
+	c.met.commits.WithLabelValues("error").Inc()
+	if !c.commitFailing {
+		c.commitFailing = true
+		c.log.Warn("commit failed; records stay in the window until a commit succeeds",
+			"reason", "commit_error", "partitions", len(failed), "error", err)
+	}
+	if err == nil {
+		err = fmt.Errorf("commit: %d partitions failed", len(failed))
+	}
+	return err
+}
+
+// evaluateFlow applies the pause policy and tells the source.
+func (c *Consumer) evaluateFlow() {
+	c.flowMu.Lock()
+	defer c.flowMu.Unlock()
+	gated := !c.win.CanAdmit(c.src.pollBytes())
+	pause, resume := c.pipe.decideFlow(time.Now(), gated)
+	if len(pause) > 0 {
+		c.src.pause(pause)
+		byReason := map[string][]string{}
+		for _, p := range pause {
+			c.met.pauses.WithLabelValues(p.pauseReason).Inc()
+			byReason[p.pauseReason] = append(byReason[p.pauseReason], p.String())
+		}
+		for reason, names := range byReason {
+			c.log.Info("partitions paused", "reason", reason, "partitions", names,
+				"window_fill", round2(c.win.Fill()))
+		}
+	}
+	if len(resume) > 0 {
+		c.src.resume(resume)
+		c.met.resumes.Add(float64(len(resume)))
+		names := make([]string, len(resume))
+		for i, p := range resume {
+			names[i] = p.String()
+		}
+		c.log.Info("partitions resumed", "reason", "window_drained", "partitions", names,
+			"window_fill", round2(c.win.Fill()))
+	}
+}
+
+// assigned starts tracking newly assigned partitions. Their pause state
+// starts clear, in the client as in the pipeline: a franz-go pause
+// survives revoke and re-assign.
+func (c *Consumer) assigned(tps []topicPartition) {
+	c.pipe.assign(tps)
+	c.joined.Store(true)
+	c.met.rebalances.WithLabelValues("assigned").Add(float64(len(tps)))
+	if len(tps) > 0 {
+		c.log.Info("partitions assigned", "reason", "rebalance", "partitions", tpNames(tps))
+	}
+}
+
+// revoked stops dispatching the partitions, waits (bounded) for their
+// in-flight deliveries, commits their done prefix when they are revoked
+// rather than lost, and forgets them.
+func (c *Consumer) revoked(tps []topicPartition, lost bool) {
+	event := "revoked"
+	if lost {
+		event = "lost"
+	}
+	parts := c.pipe.partitionsOf(tps)
+	if len(parts) == 0 {
+		return
+	}
+	c.met.rebalances.WithLabelValues(event).Add(float64(len(parts)))
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RebalanceTimeout)
+	defer cancel()
+	if lost {
+		// Nothing of a lost partition can be committed: do not wait.
+		expired, cancelNow := context.WithCancel(ctx)
+		cancelNow()
+		c.pipe.stopDispatch(expired, parts)
+	} else if !c.pipe.stopDispatch(ctx, parts) {
+		c.log.Warn("revoke: in-flight deliveries did not finish in time; they will be redelivered",
+			"reason", "rebalance_timeout", "partitions", tpNames(tps))
+	}
+	c.commitMu.Lock()
+	if !lost {
+		if err := c.commitLocked(ctx, parts); err != nil {
+			c.log.Warn("commit on revoke failed", "reason", "commit_error", "error", err)
+		}
+	}
+	c.pipe.remove(parts)
+	c.commitMu.Unlock()
+
+	c.flowMu.Lock()
+	var wasPaused []*partition
+	for _, p := range parts {
+		if p.paused { // safe: removed partitions are no longer touched by decideFlow
+			wasPaused = append(wasPaused, p)
+		}
+	}
+	if len(wasPaused) > 0 {
+		c.src.resume(wasPaused)
+	}
+	c.flowMu.Unlock()
+	c.log.Info("partitions "+event, "reason", "rebalance", "partitions", tpNames(tps))
+}
+
+func (c *Consumer) pausedPartitions() int {
+	c.pipe.mu.Lock()
+	defer c.pipe.mu.Unlock()
+	n := 0
+	for _, p := range c.pipe.parts {
+		if p.paused {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *partition) String() string { return fmt.Sprintf("%s/%d", p.topic, p.partition) }
+
+func tpNames(tps []topicPartition) []string {
+	out := make([]string, len(tps))
+	for i, tp := range tps {
+		out[i] = fmt.Sprintf("%s/%d", tp.topic, tp.partition)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }

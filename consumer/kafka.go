@@ -1,0 +1,282 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// KafkaConfig configures the Kafka source. The zero value of each field
+// means its documented default.
+type KafkaConfig struct {
+	// Brokers to bootstrap from (required).
+	Brokers []string
+	// Topics to consume (required).
+	Topics []string
+	// Group is the consumer group (default "sluice"). Members share the
+	// partitions with the cooperative-sticky balancer.
+	Group string
+	// ClientID names the client to the brokers (default "sluice").
+	ClientID string
+	// StartOffset is where a partition with no committed offset starts:
+	// "earliest" (default) or "latest".
+	StartOffset string
+	// FetchMaxWait is how long a broker may hold a fetch waiting for data
+	// (default 250 ms). It also bounds how long a resume can wait to take
+	// effect, so it is kept well under franz-go's 5 s default.
+	FetchMaxWait time.Duration
+	// MaxConcurrentFetches bounds fetches in flight or buffered in the
+	// client (default 2). With FetchMaxBytes it bounds one poll's bytes.
+	MaxConcurrentFetches int
+	// FetchMaxBytes bounds one fetch response (default: the room the window
+	// keeps above its high-water mark, split between the concurrent
+	// fetches, so a poll never takes the window past its byte budget).
+	FetchMaxBytes int64
+	// Opts are extra franz-go options (TLS, SASL, ...), applied last.
+	Opts []kgo.Opt
+}
+
+func (k *KafkaConfig) setDefaults(c *Config) {
+	if k.Group == "" {
+		k.Group = "sluice"
+	}
+	if k.ClientID == "" {
+		k.ClientID = "sluice"
+	}
+	if k.StartOffset == "" {
+		k.StartOffset = "earliest"
+	}
+	if k.FetchMaxWait == 0 {
+		k.FetchMaxWait = 250 * time.Millisecond
+	}
+	if k.MaxConcurrentFetches == 0 {
+		k.MaxConcurrentFetches = 2
+	}
+	if k.FetchMaxBytes == 0 && c.HighWater > 0 && c.HighWater <= 1 && k.MaxConcurrentFetches > 0 {
+		// Half the room above the high mark, so partitions under their
+		// fair share keep flowing between the high mark and the gate.
+		room := int64(float64(c.MaxBytes) * (1 - c.HighWater) / 2)
+		k.FetchMaxBytes = min(max(room/int64(k.MaxConcurrentFetches), 64<<10), 50<<20)
+	}
+}
+
+func (k *KafkaConfig) validate() []error {
+	var errs []error
+	bad := func(field string, v any, want string) {
+		errs = append(errs, fmt.Errorf("%w: Kafka.%s=%v: %s", ErrInvalidConfig, field, v, want))
+	}
+	if len(k.Brokers) == 0 {
+		bad("Brokers", k.Brokers, "want at least one host:port")
+	}
+	if len(k.Topics) == 0 {
+		bad("Topics", k.Topics, "want at least one topic")
+	}
+	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
+		bad("StartOffset", k.StartOffset, "want earliest or latest")
+	}
+	if k.FetchMaxWait < 10*time.Millisecond {
+		bad("FetchMaxWait", k.FetchMaxWait, "want at least 10ms")
+	}
+	if k.MaxConcurrentFetches < 1 {
+		bad("MaxConcurrentFetches", k.MaxConcurrentFetches, "want at least 1")
+	}
+	if k.FetchMaxBytes < 1 {
+		bad("FetchMaxBytes", k.FetchMaxBytes, "want at least 1 byte")
+	}
+	return errs
+}
+
+// kafkaSource consumes a Kafka consumer group with franz-go.
+//
+// It uses BlockRebalanceOnPoll so that a poll's records are admitted into
+// the tracker before any rebalance callback can run: a revoke then sees
+// every record of its partitions, and no record of a revoked partition can
+// be admitted after it. Admission never blocks (the fetcher only polls when
+// the window has room), so the rebalance is held for microseconds.
+type kafkaSource struct {
+	c     *Consumer
+	cl    *kgo.Client
+	pollB int64
+}
+
+func newKafkaSource(c *Consumer) (*kafkaSource, error) {
+	kc := &c.cfg.Kafka
+	k := &kafkaSource{c: c, pollB: kc.FetchMaxBytes * int64(kc.MaxConcurrentFetches)}
+	start := kgo.NewOffset().AtStart()
+	if kc.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(kc.Brokers...),
+		kgo.ClientID(kc.ClientID),
+		kgo.ConsumerGroup(kc.Group),
+		kgo.ConsumeTopics(kc.Topics...),
+		kgo.ConsumeResetOffset(start),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(kc.FetchMaxWait),
+		kgo.FetchMaxBytes(int32(kc.FetchMaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),
+		kgo.MaxConcurrentFetches(kc.MaxConcurrentFetches),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			c.assigned(flatten(m))
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			c.revoked(flatten(m), false)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			c.revoked(flatten(m), true)
+		}),
+	}
+	opts = append(opts, kc.Opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	k.cl = cl
+	return k, nil
+}
+
+func (k *kafkaSource) pollBytes() int64 { return k.pollB }
+
+// run polls while the window has room and admits what it gets. When the
+// window is full it waits for a release instead of polling, so a fully
+// paused consumer does not spin.
+func (k *kafkaSource) run(ctx context.Context) error {
+	c := k.c
+	for ctx.Err() == nil {
+		changed := c.win.Changed()
+		c.evaluateFlow()
+		if c.win.AboveHigh() {
+			c.pipe.kick()
+		}
+		if !c.win.CanAdmit(k.pollB) {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		fs := k.cl.PollRecords(ctx, c.win.FreeRecords())
+		if fs.IsClientClosed() {
+			return nil
+		}
+		k.admit(fs)
+		k.cl.AllowRebalance()
+	}
+	return nil
+}
+
+func (k *kafkaSource) admit(fs kgo.Fetches) {
+	c := k.c
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Err != nil {
+			if !errors.Is(fp.Err, context.Canceled) {
+				c.log.Warn("fetch error", "topic", fp.Topic, "partition", fp.Partition, "error", fp.Err)
+			}
+			return
+		}
+		n := len(fp.Records)
+		if n == 0 {
+			return
+		}
+		msgs := make([]Message, n)
+		ptrs := make([]*Message, n)
+		var bytes int64
+		for i, r := range fp.Records {
+			m := &msgs[i]
+			m.Source = "kafka"
+			m.Topic = r.Topic
+			m.Partition = r.Partition
+			m.Offset = r.Offset
+			m.Key = r.Key
+			m.Value = r.Value
+			m.Time = r.Timestamp
+			m.epoch = r.LeaderEpoch
+			m.size = int64(len(r.Key) + len(r.Value))
+			if len(r.Headers) > 0 {
+				m.Headers = make([]Header, len(r.Headers))
+				for j, h := range r.Headers {
+					m.Headers[j] = Header{Key: h.Key, Value: h.Value}
+					m.size += int64(len(h.Key) + len(h.Value))
+				}
+			}
+			bytes += m.size
+			ptrs[i] = m
+		}
+		c.win.Add(n, bytes)
+		c.met.fetchedBytes.Add(float64(bytes))
+		c.pipe.admit(topicPartition{fp.Topic, fp.Partition}, ptrs, fp.HighWatermark)
+	})
+}
+
+func (k *kafkaSource) commit(ctx context.Context, cps []commitPoint) ([]commitPoint, error) {
+	offs := make(map[string]map[int32]kgo.EpochOffset)
+	for _, cp := range cps {
+		m := offs[cp.part.topic]
+		if m == nil {
+			m = make(map[int32]kgo.EpochOffset)
+			offs[cp.part.topic] = m
+		}
+		m[cp.part.partition] = kgo.EpochOffset{Epoch: cp.epoch, Offset: cp.offset}
+	}
+	var reqErr error
+	perPart := make(map[topicPartition]error)
+	k.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			reqErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+					perPart[topicPartition{t.Topic, p.Partition}] = e
+				}
+			}
+		}
+	})
+	if reqErr != nil {
+		return cps, fmt.Errorf("commit: %w", reqErr)
+	}
+	var failed []commitPoint
+	var first error
+	for _, cp := range cps {
+		if e, ok := perPart[cp.part.topicPartition]; ok {
+			failed = append(failed, cp)
+			if first == nil {
+				first = fmt.Errorf("commit %s: %w", cp.part, e)
+			}
+		}
+	}
+	return failed, first
+}
+
+func (k *kafkaSource) pause(parts []*partition) { k.cl.PauseFetchPartitions(toMap(parts)) }
+
+func (k *kafkaSource) resume(parts []*partition) { k.cl.ResumeFetchPartitions(toMap(parts)) }
+
+func (k *kafkaSource) close() { k.cl.CloseAllowingRebalance() }
+
+func toMap(parts []*partition) map[string][]int32 {
+	m := make(map[string][]int32)
+	for _, p := range parts {
+		m[p.topic] = append(m[p.topic], p.partition)
+	}
+	return m
+}
+
+func flatten(m map[string][]int32) []topicPartition {
+	var out []topicPartition
+	for t, ps := range m {
+		for _, p := range ps {
+			out = append(out, topicPartition{t, p})
+		}
+	}
+	return out
+}

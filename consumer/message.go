@@ -1,0 +1,63 @@
+package consumer
+
+import (
+	"context"
+	"time"
+)
+
+// Message is one record handed to a sink. The pipeline owns it: a sink must
+// not keep Key, Value or Headers after Deliver returns (copy them if it
+// needs to), and must not modify them.
+type Message struct {
+	// Source names where the message came from: "kafka", "jetstream" or "nats".
+	Source string
+	// Topic is the Kafka topic, or the NATS subject.
+	Topic string
+	// Partition is the Kafka partition; 0 for NATS.
+	Partition int32
+	// Offset is the Kafka offset, or the JetStream stream sequence.
+	Offset int64
+	Key    []byte
+	Value  []byte
+	// Headers in the order the broker gave them.
+	Headers []Header
+	// Time is the record's timestamp as the broker reports it.
+	Time time.Time
+	// Attempt counts deliveries of this message by this process, from 1.
+	Attempt int
+
+	part  *partition // tracker state of the partition it came from
+	seq   int64      // position in that partition's tracker
+	size  int64      // bytes counted in the window
+	epoch int32      // Kafka leader epoch, for the commit
+	ack   any        // source-specific handle (a JetStream message)
+}
+
+// Header is one record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Sink delivers messages to their destination. Deliver returns nil once the
+// message is safely stored; any error means it was not, and the pipeline
+// decides whether to retry it. Deliver is called from many goroutines at
+// once, but never concurrently for two messages that share an ordering lane.
+//
+// A Sink never acknowledges or commits anything: the pipeline does, only
+// after Deliver returned nil.
+type Sink interface {
+	Deliver(ctx context.Context, m *Message) error
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(ctx context.Context, m *Message) error
+
+// Deliver calls f.
+func (f SinkFunc) Deliver(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Pinger is an optional Sink capability: Ping reports whether the sink's
+// destination is reachable. Readiness uses it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

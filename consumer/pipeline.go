@@ -1,0 +1,549 @@
+package consumer
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// lane is a queue of messages that must be delivered one after another: all
+// messages with one key (key ordering), all of one partition (partition
+// ordering), or a chunk of messages with no order between them (no ordering,
+// or records without a key). At most one worker holds a lane at a time.
+type lane struct {
+	part   *partition
+	key    string // map key in part.keys; "" for partition lanes and chunks
+	keyed  bool
+	q      []*Message
+	head   int
+	active bool // a worker is delivering a batch from it
+	ready  bool // it is on the ready queue
+}
+
+func (l *lane) pending() int { return len(l.q) - l.head }
+
+// take removes up to n messages from the front. The returned slice is the
+// worker's own: the lane never writes into that part of its array again.
+func (l *lane) take(n int) []*Message {
+	end := min(l.head+n, len(l.q))
+	b := l.q[l.head:end:end]
+	l.head = end
+	switch {
+	case l.head == len(l.q):
+		l.q, l.head = nil, 0
+	case l.head >= 1024 && l.head*2 >= len(l.q):
+		l.q, l.head = append([]*Message(nil), l.q[l.head:]...), 0
+	}
+	return b
+}
+
+// pipeline is the source-independent core: it admits messages into the
+// tracker and the lanes, runs the worker pool that hands them to the sink,
+// and hands out the done prefix of each partition for committing.
+//
+// One mutex guards the tracker, the lanes and the pool. Workers take it once
+// per batch, not once per message.
+type pipeline struct {
+	ordering Ordering
+	batchMax int
+	sink     Sink
+	win      *Window
+	log      *slog.Logger
+	met      *metrics
+	backoff  backoff
+
+	// onDone, when set, is called (without the lock) with each batch the
+	// sink delivered. The JetStream source acks there.
+	onDone func([]*Message)
+	// kickCommit is signalled when enough is done to be worth a commit.
+	kickCommit chan struct{}
+	kickAt     int64 // done-but-uncommitted records that trigger a kick
+
+	ctx    context.Context // workers' context: cancelled at the hard stop
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	work    sync.Cond // a lane became ready, or the pool shrank
+	quiet   sync.Cond // deliveries finished (revoke and drain wait on it)
+	parts   map[topicPartition]*partition
+	ready   []*lane
+	readyAt int
+	queued  int   // admitted, waiting for a worker
+	infl    int   // inside a worker
+	relRecs int64 // done but not yet committed, all partitions
+
+	target, running int
+	stopped         bool
+	wg              sync.WaitGroup
+
+	busy      atomic.Int64
+	busyNanos atomic.Int64
+	sinkNanos atomic.Int64
+	arrived   atomic.Uint64
+	completed atomic.Uint64
+	errs      atomic.Uint64
+}
+
+type backoff struct {
+	initial, max time.Duration
+}
+
+// next returns the delay before the given retry (1-based), with full jitter
+// over the upper half so synchronized failures spread out.
+func (b backoff) next(attempt int) time.Duration {
+	d := b.initial
+	for i := 1; i < attempt && d < b.max; i++ {
+		d *= 2
+	}
+	d = min(d, b.max)
+	return d/2 + rand.N(d/2+1)
+}
+
+func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *metrics) *pipeline {
+	p := &pipeline{
+		ordering:   cfg.Ordering,
+		batchMax:   cfg.BatchMax,
+		sink:       sink,
+		win:        win,
+		log:        log,
+		met:        met,
+		backoff:    backoff{initial: cfg.RetryInitialBackoff, max: cfg.RetryMaxBackoff},
+		kickCommit: make(chan struct{}, 1),
+		kickAt:     max(1, int64(cfg.MaxRecords)/4),
+		parts:      make(map[topicPartition]*partition),
+	}
+	p.work.L = &p.mu
+	p.quiet.L = &p.mu
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p
+}
+
+// assign adds partitions. A partition that is already there keeps its state.
+func (p *pipeline) assign(tps []topicPartition) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, tp := range tps {
+		if _, ok := p.parts[tp]; !ok {
+			p.parts[tp] = newPartition(tp)
+		}
+	}
+}
+
+// partitionsOf returns the live partitions among tps.
+func (p *pipeline) partitionsOf(tps []topicPartition) []*partition {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*partition
+	for _, tp := range tps {
+		if part := p.parts[tp]; part != nil {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// admit hands a partition's newly fetched messages, in offset order, to the
+// tracker and the lanes. The caller has already added them to the window.
+// Messages for a partition that is not assigned are released again and
+// dropped: the broker will hand them to whoever owns the partition.
+func (p *pipeline) admit(tp topicPartition, msgs []*Message, hwm int64) {
+	var bytes int64
+	for _, m := range msgs {
+		bytes += m.size
+	}
+	p.mu.Lock()
+	part := p.parts[tp]
+	if part == nil || part.revoking {
+		p.mu.Unlock()
+		p.win.Release(len(msgs), bytes)
+		return
+	}
+	if hwm >= 0 {
+		part.hwm = hwm
+	}
+	var chunk *lane
+	for _, m := range msgs {
+		m.part = part
+		m.seq = part.track(m.Offset, m.size, m.epoch)
+		var l *lane
+		switch {
+		case p.ordering == OrderPartition:
+			if part.lane == nil {
+				part.lane = &lane{part: part}
+			}
+			l = part.lane
+		case p.ordering == OrderKey && len(m.Key) > 0:
+			l = part.keys[string(m.Key)]
+			if l == nil {
+				if part.keys == nil {
+					part.keys = make(map[string]*lane)
+				}
+				l = &lane{part: part, key: string(m.Key), keyed: true}
+				part.keys[l.key] = l
+			}
+		default: // no ordering, or a record without a key
+			if chunk == nil || chunk.pending() >= p.batchMax {
+				chunk = &lane{part: part}
+			}
+			l = chunk
+		}
+		l.q = append(l.q, m)
+		if !l.active && !l.ready {
+			p.pushReady(l)
+		}
+	}
+	part.queued += len(msgs)
+	p.queued += len(msgs)
+	p.mu.Unlock()
+	p.arrived.Add(uint64(len(msgs)))
+}
+
+func (p *pipeline) pushReady(l *lane) {
+	l.ready = true
+	p.ready = append(p.ready, l)
+	p.work.Signal()
+}
+
+// popReady returns the next lane with work, skipping lanes of partitions
+// that are being revoked (their messages are dropped).
+func (p *pipeline) popReady() *lane {
+	for p.readyAt < len(p.ready) {
+		l := p.ready[p.readyAt]
+		p.ready[p.readyAt] = nil
+		p.readyAt++
+		if p.readyAt == len(p.ready) {
+			p.ready, p.readyAt = p.ready[:0], 0
+		} else if p.readyAt >= 1024 && p.readyAt*2 >= len(p.ready) {
+			n := copy(p.ready, p.ready[p.readyAt:])
+			clear(p.ready[n:])
+			p.ready, p.readyAt = p.ready[:n], 0
+		}
+		l.ready = false
+		if l.part.revoking {
+			p.dropLane(l)
+			continue
+		}
+		return l
+	}
+	return nil
+}
+
+// dropLane discards a lane's queued messages (their partition is going away).
+func (p *pipeline) dropLane(l *lane) {
+	n := l.pending()
+	l.q, l.head = nil, 0
+	l.part.queued -= n
+	p.queued -= n
+	if l.keyed && !l.active {
+		delete(l.part.keys, l.key)
+	}
+}
+
+// resize sets the number of workers. Extra workers exit after their current
+// batch; new ones start at once.
+func (p *pipeline) resize(n int) {
+	n = max(1, n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.target = n
+	for p.running < p.target {
+		p.running++
+		p.wg.Add(1)
+		go p.worker()
+	}
+	if p.running > p.target {
+		p.work.Broadcast()
+	}
+}
+
+func (p *pipeline) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// worker takes a batch from a ready lane, delivers it, and marks it done.
+func (p *pipeline) worker() {
+	defer p.wg.Done()
+	p.mu.Lock()
+	var held *lane
+	var batch []*Message
+	var delivered int
+	for {
+		if held != nil {
+			p.finish(held, batch, delivered)
+			held, batch = nil, nil
+		}
+		if p.stopped || p.running > p.target {
+			p.running--
+			p.mu.Unlock()
+			return
+		}
+		l := p.popReady()
+		if l == nil {
+			p.work.Wait()
+			continue
+		}
+		batch = l.take(p.batchMax)
+		l.active = true
+		held = l
+		n := len(batch)
+		l.part.queued -= n
+		l.part.inflight += n
+		p.queued -= n
+		p.infl += n
+		p.mu.Unlock()
+
+		delivered = p.deliver(batch)
+		if delivered > 0 && p.onDone != nil {
+			p.onDone(batch[:delivered])
+		}
+		p.mu.Lock()
+	}
+}
+
+// deliver hands a batch to the sink in order, retrying each message until
+// it is delivered or the workers are stopped. It returns how many messages
+// of the batch (a prefix) were delivered.
+func (p *pipeline) deliver(batch []*Message) int {
+	p.busy.Add(1)
+	start := time.Now()
+	done := 0
+	for _, m := range batch {
+		if !p.deliverOne(m) {
+			break
+		}
+		done++
+	}
+	d := time.Since(start)
+	p.busy.Add(-1)
+	p.busyNanos.Add(int64(d))
+	p.sinkNanos.Add(int64(d))
+	p.completed.Add(uint64(done))
+	if done > 0 {
+		p.met.observeDelivery(d, done)
+	}
+	return done
+}
+
+// deliverOne retries with exponential backoff and jitter: a sink that keeps
+// failing holds its lane, stops the partition's commits, fills the window
+// and so pauses intake, and nothing is lost.
+func (p *pipeline) deliverOne(m *Message) bool {
+	for {
+		m.Attempt++
+		err := p.sink.Deliver(p.ctx, m)
+		if err == nil {
+			return true
+		}
+		p.errs.Add(1)
+		p.met.deliveryErrors.Inc()
+		if p.ctx.Err() != nil {
+			return false
+		}
+		wait := p.backoff.next(m.Attempt)
+		p.log.Debug("delivery failed, retrying", "topic", m.Topic, "partition", m.Partition,
+			"offset", m.Offset, "attempt", m.Attempt, "retry_in", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// finish marks the delivered prefix of a batch done and puts the lane back
+// in line if it has more. Called with the lock held.
+func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
+	part := l.part
+	part.inflight -= len(batch)
+	p.infl -= len(batch)
+	if !part.gone {
+		for _, m := range batch[:delivered] {
+			p.relRecs += int64(part.markDone(m.seq))
+		}
+	}
+	l.active = false
+	switch {
+	case part.revoking:
+		p.dropLane(l)
+	case l.pending() > 0:
+		p.pushReady(l)
+	case l.keyed:
+		delete(part.keys, l.key)
+	}
+	p.quiet.Broadcast()
+	if p.relRecs >= p.kickAt {
+		p.kick()
+	}
+}
+
+// waitQuiet blocks until cond holds (checked under the lock) or ctx ends.
+func (p *pipeline) waitQuiet(ctx context.Context, cond func() bool) bool {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.quiet.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !cond() {
+		if ctx.Err() != nil {
+			return false
+		}
+		p.quiet.Wait()
+	}
+	return true
+}
+
+// drain waits until everything admitted has been delivered, or ctx ends.
+func (p *pipeline) drain(ctx context.Context) bool {
+	return p.waitQuiet(ctx, func() bool { return p.queued == 0 && p.infl == 0 })
+}
+
+// stopDispatch marks partitions as leaving: their queued messages are
+// dropped and no new ones are admitted. It then waits, until ctx ends, for
+// the batches already inside workers to finish, so their results can still
+// be committed. It reports whether they all finished.
+func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
+	p.mu.Lock()
+	for _, part := range parts {
+		part.revoking = true
+		if part.lane != nil && !part.lane.active {
+			p.dropLane(part.lane)
+		}
+		for _, l := range part.keys {
+			if !l.active {
+				p.dropLane(l)
+			}
+		}
+	}
+	p.mu.Unlock()
+	// Chunk lanes are not indexed by partition: popReady drops them.
+	return p.waitQuiet(ctx, func() bool {
+		for _, part := range parts {
+			if part.inflight > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// remove forgets partitions and gives their whole share of the window back.
+// Messages of theirs still inside a worker are ignored when they finish.
+func (p *pipeline) remove(parts []*partition) {
+	var recs, bytes int64
+	p.mu.Lock()
+	for _, part := range parts {
+		if part.gone {
+			continue
+		}
+		part.gone = true
+		part.revoking = true
+		p.relRecs -= part.relRecords
+		recs += part.heldRecords
+		bytes += part.heldBytes
+		part.heldRecords, part.heldBytes = 0, 0
+		part.entries = nil
+		if p.parts[part.topicPartition] == part {
+			delete(p.parts, part.topicPartition)
+		}
+	}
+	p.mu.Unlock()
+	// Queued messages of removed partitions leave through popReady.
+	p.win.Release(int(recs), bytes)
+}
+
+// commitPoints takes the done prefix of each of the given partitions (all
+// when parts is nil) that moved since the last commit. The caller must
+// report each point back with committed or uncommitted.
+func (p *pipeline) commitPoints(parts []*partition) []commitPoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []commitPoint
+	take := func(part *partition) {
+		if part.gone || part.relRecords == 0 {
+			return
+		}
+		out = append(out, commitPoint{
+			part: part, offset: part.doneOffset, epoch: part.doneEpoch,
+			records: part.relRecords, bytes: part.relBytes,
+		})
+		p.relRecs -= part.relRecords
+		part.relRecords, part.relBytes = 0, 0
+	}
+	if parts == nil {
+		for _, part := range p.parts {
+			take(part)
+		}
+	} else {
+		for _, part := range parts {
+			take(part)
+		}
+	}
+	return out
+}
+
+// committed records that the broker stored cp and gives its records' places
+// in the window back.
+func (p *pipeline) committed(cps []commitPoint) {
+	var recs, bytes int64
+	p.mu.Lock()
+	for _, cp := range cps {
+		part := cp.part
+		if part.gone {
+			continue // remove already released the partition's whole share
+		}
+		part.committed = max(part.committed, cp.offset)
+		part.heldRecords -= cp.records
+		part.heldBytes -= cp.bytes
+		recs += cp.records
+		bytes += cp.bytes
+	}
+	p.mu.Unlock()
+	p.win.Release(int(recs), bytes)
+}
+
+// uncommitted puts points whose commit failed back, to be retried with the
+// next commit. Their records keep their places in the window meanwhile.
+func (p *pipeline) uncommitted(cps []commitPoint) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cp := range cps {
+		if cp.part.gone {
+			continue
+		}
+		cp.part.relRecords += cp.records
+		cp.part.relBytes += cp.bytes
+		p.relRecs += cp.records
+	}
+}
+
+// stop ends the workers: those inside the sink see their context cancelled.
+// It waits for them to return.
+func (p *pipeline) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.work.Broadcast()
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+}
+
+// kick asks the committer to commit now.
+func (p *pipeline) kick() {
+	select {
+	case p.kickCommit <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,153 @@
+package consumer
+
+import "time"
+
+// topicPartition names a partition. For NATS sources the topic is the stream
+// (or subject) and the partition is 0.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// entry is the tracker's record of one admitted message.
+type entry struct {
+	offset int64
+	size   int64
+	epoch  int32
+	done   bool
+}
+
+// partition is the pipeline's state for one assigned partition: the tracker
+// (admitted offsets in order, which of them are done), its share of the
+// window, its lanes and its pause state. Every field is guarded by the
+// pipeline's mutex.
+//
+// The tracker keeps one entry per admitted message, in admission order, which
+// for Kafka is offset order. Done messages are popped from the front only
+// while they are contiguous, so doneOffset never passes a message that was
+// not delivered: that is the whole at-least-once argument.
+type partition struct {
+	topicPartition
+
+	entries []entry
+	head    int   // entries[:head] are popped
+	base    int64 // seq of entries[0]
+	nextSeq int64
+
+	doneOffset int64 // offset after the contiguous done prefix; -1 when nothing is done yet
+	doneEpoch  int32
+	committed  int64 // offset last committed; -1 until the first commit
+	firstSeen  int64 // offset of the first admitted message; -1 before
+	fetched    int64 // offset after the last admitted message; -1 before
+	hwm        int64 // high watermark the broker reported last
+
+	heldRecords, heldBytes int64 // what this partition holds in the window
+	relRecords, relBytes   int64 // done prefix not yet committed (released at the next commit)
+	committing             bool  // a commit of this partition is in flight
+
+	queued, inflight int // messages waiting for a worker / inside one
+
+	lane *lane           // partition ordering
+	keys map[string]*lane // key ordering
+
+	revoking bool // dispatch stopped: partition is being revoked or lost
+	gone     bool // no longer assigned; late completions are ignored
+
+	paused      bool
+	pauseReason string
+	pausedAt    time.Time
+}
+
+func newPartition(tp topicPartition) *partition {
+	return &partition{
+		topicPartition: tp,
+		doneOffset:     -1,
+		committed:      -1,
+		firstSeen:      -1,
+		fetched:        -1,
+		hwm:            -1,
+	}
+}
+
+// track appends a message to the tracker and returns its sequence number.
+func (p *partition) track(offset, size int64, epoch int32) int64 {
+	p.entries = append(p.entries, entry{offset: offset, size: size, epoch: epoch})
+	seq := p.nextSeq
+	p.nextSeq++
+	if p.firstSeen < 0 {
+		p.firstSeen = offset
+	}
+	p.fetched = offset + 1
+	p.heldRecords++
+	p.heldBytes += size
+	return seq
+}
+
+// markDone records that the message with sequence seq was delivered and
+// advances the contiguous done prefix as far as it now reaches. It returns the
+// number of records the prefix advanced by.
+func (p *partition) markDone(seq int64) int {
+	i := int(seq - p.base)
+	if i < p.head || i >= len(p.entries) {
+		return 0 // already popped: cannot happen for a live partition
+	}
+	p.entries[i].done = true
+	if i != p.head {
+		return 0
+	}
+	n := 0
+	for p.head < len(p.entries) && p.entries[p.head].done {
+		e := p.entries[p.head]
+		p.doneOffset = e.offset + 1
+		p.doneEpoch = e.epoch
+		p.relRecords++
+		p.relBytes += e.size
+		p.head++
+		n++
+	}
+	p.compact()
+	return n
+}
+
+// compact drops popped entries once they are the larger part of the slice,
+// so the tracker's memory follows what is in flight, not what has passed.
+func (p *partition) compact() {
+	if p.head == len(p.entries) {
+		p.base += int64(p.head)
+		p.entries = p.entries[:0]
+		p.head = 0
+		return
+	}
+	if p.head >= 1024 && p.head*2 >= len(p.entries) {
+		n := copy(p.entries, p.entries[p.head:])
+		p.entries = p.entries[:n]
+		p.base += int64(p.head)
+		p.head = 0
+	}
+}
+
+// lag is how far the committed position is behind the broker's high
+// watermark, or -1 when the broker has not told us yet.
+func (p *partition) lag() int64 {
+	if p.hwm < 0 {
+		return -1
+	}
+	pos := p.committed
+	if pos < 0 {
+		pos = p.firstSeen
+	}
+	if pos < 0 {
+		return 0
+	}
+	return max(0, p.hwm-pos)
+}
+
+// commitPoint is one partition's part of a commit: the offset to commit and
+// the window share to release once the broker has recorded it.
+type commitPoint struct {
+	part    *partition
+	offset  int64
+	epoch   int32
+	records int64
+	bytes   int64
+}
