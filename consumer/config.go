@@ -67,6 +67,20 @@ type Config struct {
 // ErrInvalidConfig wraps every configuration error.
 var ErrInvalidConfig = errors.New("invalid config")
 
+// FieldError says which field is invalid and what it should be. It wraps
+// ErrInvalidConfig.
+type FieldError struct {
+	Field string // e.g. "MaxRecords" or "Kafka.Brokers"
+	Value any
+	Want  string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("invalid config: %s=%v: %s", e.Field, e.Value, e.Want)
+}
+
+func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
+
 func (c *Config) setDefaults() {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -106,7 +120,7 @@ func (c *Config) Validate() error {
 	c.setDefaults()
 	var errs []error
 	bad := func(field string, v any, want string) {
-		errs = append(errs, fmt.Errorf("%w: %s=%v: %s", ErrInvalidConfig, field, v, want))
+		errs = append(errs, &FieldError{Field: field, Value: v, Want: want})
 	}
 	if c.MaxRecords < 1 {
 		bad("MaxRecords", c.MaxRecords, "want at least 1")

@@ -30,6 +30,8 @@ type Consumer struct {
 	flowMu   sync.Mutex // serializes pause decisions with telling the source
 	commitMu sync.Mutex // one commit at a time; revoke holds it to commit-then-remove
 
+	pauses, resumes atomic.Uint64
+
 	joined        atomic.Bool
 	draining      atomic.Bool
 	commitFailing bool // guarded by commitMu
@@ -43,6 +45,8 @@ type Consumer struct {
 // source is where messages come from: it admits them into the pipeline,
 // pauses and resumes partitions, and records commit points with the broker.
 type source interface {
+	// start connects; it is called once, before anything else.
+	start() error
 	// run fetches and admits messages until ctx ends.
 	run(ctx context.Context) error
 	// commit stores the points with the broker and returns those that failed.
@@ -111,6 +115,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return errors.New("consumer: Run called twice")
 	}
 	defer close(c.done)
+	if err := c.src.start(); err != nil {
+		return err
+	}
 	c.pipe.resize(c.cfg.Workers)
 
 	fetchCtx, stopFetch := context.WithCancel(context.Background())
@@ -261,6 +268,7 @@ func (c *Consumer) evaluateFlow() {
 	pause, resume := c.pipe.decideFlow(time.Now(), gated)
 	if len(pause) > 0 {
 		c.src.pause(pause)
+		c.pauses.Add(uint64(len(pause)))
 		byReason := map[string][]string{}
 		for _, p := range pause {
 			c.met.pauses.WithLabelValues(p.pauseReason).Inc()
@@ -273,6 +281,7 @@ func (c *Consumer) evaluateFlow() {
 	}
 	if len(resume) > 0 {
 		c.src.resume(resume)
+		c.resumes.Add(uint64(len(resume)))
 		c.met.resumes.Add(float64(len(resume)))
 		names := make([]string, len(resume))
 		for i, p := range resume {

@@ -68,7 +68,7 @@ func (k *KafkaConfig) setDefaults(c *Config) {
 func (k *KafkaConfig) validate() []error {
 	var errs []error
 	bad := func(field string, v any, want string) {
-		errs = append(errs, fmt.Errorf("%w: Kafka.%s=%v: %s", ErrInvalidConfig, field, v, want))
+		errs = append(errs, &FieldError{Field: "Kafka." + field, Value: v, Want: want})
 	}
 	if len(k.Brokers) == 0 {
 		bad("Brokers", k.Brokers, "want at least one host:port")
@@ -100,7 +100,8 @@ func (k *KafkaConfig) validate() []error {
 // the window has room), so the rebalance is held for microseconds.
 type kafkaSource struct {
 	c     *Consumer
-	cl    *kgo.Client
+	opts  []kgo.Opt
+	cl    *kgo.Client // created by start
 	pollB int64
 }
 
@@ -134,13 +135,18 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 			c.revoked(flatten(m), true)
 		}),
 	}
-	opts = append(opts, kc.Opts...)
-	cl, err := kgo.NewClient(opts...)
+	k.opts = append(opts, kc.Opts...)
+	return k, nil
+}
+
+// start creates the client, which starts joining the group.
+func (k *kafkaSource) start() error {
+	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+		return fmt.Errorf("kafka client: %w", err)
 	}
 	k.cl = cl
-	return k, nil
+	return nil
 }
 
 func (k *kafkaSource) pollBytes() int64 { return k.pollB }

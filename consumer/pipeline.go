@@ -319,13 +319,13 @@ func (p *pipeline) deliver(batch []*Message) int {
 		if !p.deliverOne(m) {
 			break
 		}
+		p.completed.Add(1)
 		done++
 	}
 	d := time.Since(start)
 	p.busy.Add(-1)
 	p.busyNanos.Add(int64(d))
 	p.sinkNanos.Add(int64(d))
-	p.completed.Add(uint64(done))
 	if done > 0 {
 		p.met.observeDelivery(d, done)
 	}

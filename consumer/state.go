@@ -8,17 +8,19 @@ import (
 // Stats is a reading of the pipeline for the autoscaler. Counters are
 // cumulative since the consumer started.
 type Stats struct {
-	Workers   int           // pool size
-	Busy      int           // workers inside a sink call now
-	BusyTime  time.Duration // cumulative worker time inside the sink
-	SinkTime  time.Duration // cumulative sink time over Completed
-	Depth     int           // admitted, waiting for a worker
-	InFlight  int           // inside a worker
-	Arrived   uint64        // admitted
-	Completed uint64        // delivered by the sink
-	Errors    uint64        // failed delivery attempts
-	Lag       int64         // committed position to log end, all assigned partitions
-	Partitions int          // assigned partitions
+	Workers    int           // pool size
+	Busy       int           // workers inside a sink call now
+	BusyTime   time.Duration // cumulative worker time inside the sink
+	SinkTime   time.Duration // cumulative sink time over Completed
+	Depth      int           // admitted, waiting for a worker
+	InFlight   int           // inside a worker
+	Arrived    uint64        // admitted
+	Completed  uint64        // delivered by the sink
+	Errors     uint64        // failed delivery attempts
+	Lag        int64         // committed position to log end, all assigned partitions
+	Partitions int           // assigned partitions
+	Pauses     uint64        // partitions paused, cumulative
+	Resumes    uint64        // partitions resumed, cumulative
 }
 
 // Stats reads the pipeline. It takes the pipeline's lock briefly.
@@ -31,6 +33,8 @@ func (c *Consumer) Stats() Stats {
 		Arrived:   p.arrived.Load(),
 		Completed: p.completed.Load(),
 		Errors:    p.errs.Load(),
+		Pauses:    c.pauses.Load(),
+		Resumes:   c.resumes.Load(),
 	}
 	p.mu.Lock()
 	s.Workers = p.target

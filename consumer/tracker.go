@@ -47,7 +47,7 @@ type partition struct {
 
 	queued, inflight int // messages waiting for a worker / inside one
 
-	lane *lane           // partition ordering
+	lane *lane            // partition ordering
 	keys map[string]*lane // key ordering
 
 	revoking bool // dispatch stopped: partition is being revoked or lost

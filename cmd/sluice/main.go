@@ -1,0 +1,106 @@
+// Command sluice consumes from Kafka and hands each message to a sink,
+// with a bounded in-flight window, pause/resume backpressure and a worker
+// pool. Configuration comes from SLUICE_* environment variables only.
+//
+//	sluice [run]        the service
+//	sluice config       validate and print the effective configuration
+//	sluice demo         a self-contained demo on an embedded Kafka cluster
+//	sluice bench ...    benchmarks (overhead)
+//	sluice drain        ask a running sluice to drain (a pod's preStop hook)
+//	sluice version      print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: sluice [command]
+
+commands:
+  run       run the service (the default); configured by SLUICE_* variables
+  config    validate the configuration and print it (--env: list every variable)
+  demo      run a demo on an embedded Kafka cluster (--duration 30s)
+  bench     benchmarks: overhead
+  drain     ask the local service to drain (--addr, default from SLUICE_HTTP_ADDR)
+  version   print the version
+`
+
+// run is main without the process: it returns the exit code. 2 means bad
+// configuration or usage.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return serve(ctx, environ, stdout, stderr)
+	case "config":
+		return configCmd(args, environ, stdout, stderr)
+	case "demo":
+		return demo(ctx, args, stdout, stderr)
+	case "bench":
+		if len(args) == 0 {
+			fmt.Fprintln(stderr, "usage: sluice bench overhead [flags]")
+			return 2
+		}
+		switch args[0] {
+		case "overhead":
+			return benchOverhead(ctx, args[1:], environ, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "sluice bench: unknown benchmark %q\n", args[0])
+		return 2
+	case "drain":
+		return drainCmd(ctx, args, environ, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "sluice", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func configCmd(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "--env" {
+		printEnvTable(stdout)
+		return 0
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice:", err)
+		return 2
+	}
+	printConfig(stdout, cfg)
+	return 0
+}
+
+// exitCode maps an error from the service to an exit code.
+func exitCode(err error) int {
+	var ce *configError
+	if errors.As(err, &ce) {
+		return 2
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
