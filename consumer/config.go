@@ -20,9 +20,17 @@ const (
 	OrderNone Ordering = "none"
 )
 
+// Sources.
+const (
+	SourceKafka = "kafka"
+)
+
 // Config is the pipeline's configuration, common to every source. The zero
 // value of each field means its documented default.
 type Config struct {
+	// Source names where messages come from (default SourceKafka).
+	Source string
+
 	// MaxRecords and MaxBytes are the in-flight budget for the whole process
 	// (default 100000 records, 64 MiB). A record counts from the moment it is
 	// fetched until its offset is committed or its ack sent.
@@ -112,7 +120,12 @@ func (c *Config) setDefaults() {
 	dur(&c.ShutdownTimeout, 30*time.Second)
 	dur(&c.RetryInitialBackoff, 100*time.Millisecond)
 	dur(&c.RetryMaxBackoff, 10*time.Second)
-	c.Kafka.setDefaults(c)
+	if c.Source == "" {
+		c.Source = SourceKafka
+	}
+	if c.Source == SourceKafka {
+		c.Kafka.setDefaults(c)
+	}
 }
 
 // Validate fills in defaults and reports every invalid field at once.
@@ -160,6 +173,8 @@ func (c *Config) Validate() error {
 	if c.RetryMaxBackoff < c.RetryInitialBackoff {
 		bad("RetryMaxBackoff", c.RetryMaxBackoff, "want at least RetryInitialBackoff")
 	}
-	errs = append(errs, c.Kafka.validate()...)
+	if c.Source == SourceKafka {
+		errs = append(errs, c.Kafka.validate()...)
+	}
 	return errors.Join(errs...)
 }

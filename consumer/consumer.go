@@ -60,6 +60,15 @@ type source interface {
 	close()
 }
 
+// newSource builds the source that Config.Source names.
+func newSource(c *Consumer) (source, error) {
+	switch c.cfg.Source {
+	case SourceKafka:
+		return newKafkaSource(c)
+	}
+	return nil, &FieldError{Field: "Source", Value: c.cfg.Source, Want: "want kafka"}
+}
+
 // Option configures a Consumer's collaborators.
 type Option func(*options)
 
@@ -74,7 +83,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithRegisterer sets where metrics are registered (default: nowhere).
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
 
-// New validates cfg and builds a Kafka consumer delivering to sink. It
+// New validates cfg and builds a consumer of cfg.Source delivering to sink. It
 // connects to nothing and starts nothing: Run does.
 func New(cfg Config, sink Sink, opts ...Option) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
@@ -97,7 +106,7 @@ func New(cfg Config, sink Sink, opts ...Option) (*Consumer, error) {
 		done:    make(chan struct{}),
 	}
 	c.pipe = newPipeline(&c.cfg, sink, c.win, c.log, c.met)
-	src, err := newKafkaSource(c)
+	src, err := newSource(c)
 	if err != nil {
 		return nil, err
 	}

@@ -98,17 +98,46 @@ type field struct {
 	secret, file         bool
 }
 
+// fields lists every variable in declaration order. Embedded structs (one
+// per concern, e.g. a sink's settings in its own file) are flattened; field
+// names must be unique across them.
 func fields() []field {
-	t := reflect.TypeFor[envConfig]()
-	out := make([]field, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
-		out = append(out, field{
-			name: f.Name, env: envPrefix + key, def: f.Tag.Get("envDefault"), help: f.Tag.Get("help"),
-			secret: f.Tag.Get("secret") == "true", file: strings.Contains(opts, "file"),
-		})
+	var out []field
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+				continue
+			}
+			key, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
+			out = append(out, field{
+				name: f.Name, env: envPrefix + key, def: f.Tag.Get("envDefault"), help: f.Tag.Get("help"),
+				secret: f.Tag.Get("secret") == "true", file: strings.Contains(opts, "file"),
+			})
+		}
 	}
+	walk(reflect.TypeFor[envConfig]())
+	return out
+}
+
+// fieldValues returns the values of every variable's field, in the order
+// of fields().
+func fieldValues(cfg *envConfig) []reflect.Value {
+	var out []reflect.Value
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			if f := t.Field(i); f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(v.Field(i))
+				continue
+			}
+			out = append(out, v.Field(i))
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem())
 	return out
 }
 
@@ -257,11 +286,11 @@ func (c *envConfig) consumerConfig() (consumer.Config, error) {
 
 // printConfig writes the effective configuration, secrets redacted.
 func printConfig(w io.Writer, cfg *envConfig) {
-	v := reflect.ValueOf(cfg).Elem()
+	vals := fieldValues(cfg)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for i, f := range fields() {
-		val := fmt.Sprint(v.Field(i).Interface())
-		if fv, ok := v.Field(i).Interface().([]string); ok {
+		val := fmt.Sprint(vals[i].Interface())
+		if fv, ok := vals[i].Interface().([]string); ok {
 			val = strings.Join(fv, ",")
 		}
 		if f.secret && val != "" {
