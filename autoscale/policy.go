@@ -18,7 +18,11 @@ const (
 	growBusy = 0.8
 	// worthIt: an increase must raise throughput by at least this share of
 	// the proportional gain (n1/n0 - 1), or it did not pay for itself.
-	worthIt = 0.5
+	worthIt = 0.75
+	// kept: a step back is borne out when the pool lost less than this share
+	// of the proportional throughput (a sink that was not saturated loses
+	// all of it).
+	kept = 0.5
 	// futile: an increase that raised throughput by less than this share of
 	// the proportional gain is a sink bottleneck even if latency stayed
 	// within LatencyTolerance (a throughput that falls as workers are added
@@ -44,9 +48,9 @@ const (
 //     sink latency (beyond LatencyTolerance) or the error share instead of
 //     throughput, or barely raised throughput at all, the sink is the
 //     bottleneck. Step back at once to the size at which latency would
-//     return to its level before the increase (n × before/after, as
-//     Gradient2 reasons), and learn a ceiling just below the size that
-//     failed. No verdict is drawn when latency was already moving before the
+//     return to its baseline (n × baseline/now, as Gradient2 reasons; the
+//     baseline is the lowest latency seen within ScaleDownWindow), and
+//     learn a ceiling just below the size that failed. No verdict is drawn when latency was already moving before the
 //     increase (the sink changed on its own).
 //  3. Confirm a step back at the next sample: if throughput fell with the
 //     workers removed as it would have for a sink that is not saturated,
@@ -64,9 +68,12 @@ const (
 //     while the queue still grows, outside the dead band, within the step
 //     limit and the bounds.
 //  7. A change against the direction of the last change, made within
-//     ScaleDownWindow of it, needs two consecutive samples that agree. The
-//     step back of rule 2 is exempt: it answers a comparison of two
-//     intervals, and its purpose is to limit the harm to one interval.
+//     ScaleDownWindow of it, needs two consecutive samples that agree.
+//     Exempt are the step back of rule 2 (it answers a comparison of two
+//     intervals, and its purpose is to limit the harm to one interval) and
+//     growth when the pool is saturated and Ideal is at least twice its size
+//     (a latency step or a burst is not noise; waiting a sample costs a
+//     backlog of one interval at the full arrival rate).
 type Policy struct {
 	cfg    Config
 	lo, hi int
@@ -79,6 +86,7 @@ type Policy struct {
 
 	points []point // (At, Depth, Lag) within SlopeWindow
 	recs   []rec   // (At, recommendation) within ScaleDownWindow
+	lats   []lat   // (At, latency) within ScaleDownWindow, for the baseline
 
 	lastDir    string // direction of the last size change; "" when none
 	lastChange time.Time
@@ -108,6 +116,11 @@ type point struct {
 type rec struct {
 	at time.Time
 	n  int
+}
+
+type lat struct {
+	at time.Time
+	d  time.Duration
 }
 
 type probe struct {
@@ -259,7 +272,10 @@ func (p *Policy) up(s Sample, iv interval, d *Decision, r int, demand float64, p
 	if t == p.hi && p.hi == p.cfg.SinkMaxConcurrency && r >= p.hi {
 		reason = ReasonSinkLimit
 	}
-	if p.reversal(Up, s.At, pendingBefore) {
+	// A saturated pool that Little's law says should at least double is no
+	// noise to be confirmed: the sink slowed down or a burst arrived.
+	urgent := iv.saturated && d.Ideal >= 2*float64(n)
+	if !urgent && p.reversal(Up, s.At, pendingBefore) {
 		p.bn.probing = false
 		return n, ReasonReversalGuard
 	}
@@ -334,10 +350,12 @@ func (p *Policy) judge(pr *probe, iv interval, now time.Time) (int, bool) {
 		}
 		return 0, false
 	}
-	// Bad: step back to where latency would be what it was (Gradient2:
-	// n × before/after), at least to the last size and below the one that
-	// failed.
-	back := int(math.Round(float64(pr.to) * float64(b.latency) / float64(iv.latency)))
+	// Bad: step back to where latency would be back at its baseline
+	// (Gradient2: n × baseline/now, the baseline being the lowest latency
+	// seen within ScaleDownWindow), at least to the last size and below the
+	// one that failed.
+	base := min(b.latency, p.baseLatency())
+	back := int(math.Round(float64(pr.to) * float64(base) / float64(iv.latency)))
 	back = min(max(back, pr.from), pr.to-1)
 	switch {
 	case p.bn.hold == 0:
@@ -363,7 +381,7 @@ func (p *Policy) confirmed(v *verify, iv interval) bool {
 	}
 	lost := 1 - iv.tput/v.bad.tput
 	proportional := 1 - float64(v.to)/float64(v.from)
-	return lost <= worthIt*proportional
+	return lost <= kept*proportional
 }
 
 // measure differentiates s against the previous sample and fills the view.
@@ -388,6 +406,7 @@ func (p *Policy) measure(s Sample, dt time.Duration, d *Decision) interval {
 	if done > 0 {
 		iv.latency = time.Duration(float64(s.SinkTime-prev.SinkTime) / done)
 		p.latency = iv.latency
+		p.addLatency(s.At, iv.latency)
 	}
 	d.MeanLatency = p.latency
 	if done+errs > 0 {
@@ -454,6 +473,7 @@ func (p *Policy) finish(d Decision, s Sample, target int, reason string) Decisio
 func (p *Policy) restart(s Sample) {
 	p.points = p.points[:0]
 	p.recs = p.recs[:0]
+	p.lats = p.lats[:0]
 	p.probe, p.verify = nil, nil
 	p.last, p.prevInterval = interval{}, interval{}
 	p.addPoint(s)
@@ -502,6 +522,25 @@ func (p *Policy) addRec(at time.Time, n int) {
 		i++
 	}
 	p.recs = p.recs[i:]
+}
+
+func (p *Policy) addLatency(at time.Time, d time.Duration) {
+	p.lats = append(p.lats, lat{at: at, d: d})
+	cut := at.Add(-p.cfg.ScaleDownWindow)
+	i := 0
+	for i < len(p.lats)-1 && !p.lats[i].at.After(cut) {
+		i++
+	}
+	p.lats = p.lats[i:]
+}
+
+// baseLatency is the lowest sink latency seen within ScaleDownWindow.
+func (p *Policy) baseLatency() time.Duration {
+	m := time.Duration(math.MaxInt64)
+	for _, l := range p.lats {
+		m = min(m, l.d)
+	}
+	return m
 }
 
 // maxRec is the highest recommendation within ScaleDownWindow.

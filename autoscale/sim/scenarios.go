@@ -18,12 +18,12 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		{
 			Name:     "latency-step",
-			Title:    "sink latency steps 1 ms -> 10 ms at t=30s, 5000 rec/s offered",
-			Duration: 150 * sec,
-			Event:    30 * sec,
+			Title:    "sink latency steps 1 ms -> 10 ms at t=60s, 5000 rec/s offered",
+			Duration: 180 * sec,
+			Event:    60 * sec,
 			Arrival:  constant(5000),
 			Latency: func(t time.Duration, _ float64) time.Duration {
-				if t < 30*sec {
+				if t < 60*sec {
 					return time.Millisecond
 				}
 				return 10 * time.Millisecond
@@ -31,11 +31,11 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:     "burst",
-			Title:    "arrivals 2000 -> 20000 rec/s for 30 s at t=30s, sink 5 ms",
-			Duration: 180 * sec,
-			Event:    30 * sec,
+			Title:    "arrivals 2000 -> 20000 rec/s for 30 s at t=60s, sink 5 ms",
+			Duration: 210 * sec,
+			Event:    60 * sec,
 			Arrival: func(t time.Duration) float64 {
-				if t >= 30*sec && t < 60*sec {
+				if t >= 60*sec && t < 90*sec {
 					return 20000
 				}
 				return 2000
@@ -55,13 +55,13 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:     "error-spike",
-			Title:    "30 % of sink calls fail for 20 s at t=30s, 5000 rec/s offered, sink 10 ms",
-			Duration: 150 * sec,
-			Event:    30 * sec,
+			Title:    "30 % of sink calls fail for 20 s at t=60s, 5000 rec/s offered, sink 10 ms",
+			Duration: 180 * sec,
+			Event:    60 * sec,
 			Arrival:  constant(5000),
 			Latency:  fixedLatency(10 * time.Millisecond),
 			Errors: func(t time.Duration, _ float64) float64 {
-				if t >= 30*sec && t < 50*sec {
+				if t >= 60*sec && t < 80*sec {
 					return 0.3
 				}
 				return 0
@@ -69,11 +69,11 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:     "idle",
-			Title:    "5000 rec/s, nothing from t=30s to t=90s, then 5000 rec/s again; sink 10 ms",
-			Duration: 210 * sec,
-			Event:    90 * sec,
+			Title:    "5000 rec/s, nothing from t=60s to t=120s, then 5000 rec/s again; sink 10 ms",
+			Duration: 240 * sec,
+			Event:    120 * sec,
 			Arrival: func(t time.Duration) float64 {
-				if t >= 30*sec && t < 90*sec {
+				if t >= 60*sec && t < 120*sec {
 					return 0
 				}
 				return 5000

@@ -67,6 +67,9 @@ type Options struct {
 	Seed  uint64        // default 1
 	Tick  time.Duration // default 1ms
 	Noise float64       // log-normal sigma of per-tick latency; default 0.05
+	// NoLag makes samples report no broker lag, as a source that cannot
+	// tell (core NATS) would: the policy then sizes on admissions.
+	NoLag bool
 	// Config is the adaptive controller's configuration. Its Min, Max,
 	// Interval and MaxStep apply to every controller in a comparison.
 	Config autoscale.Config
@@ -217,6 +220,9 @@ func Run(sc Scenario, c Controller, o Options) (Result, error) {
 			SinkTime:   secs(sink),
 			Lag:        int64(lag + q),
 			Partitions: sc.Partitions,
+		}
+		if o.NoLag {
+			s.Lag = 0
 		}
 		sec := cfg.Interval.Seconds()
 		pt := Point{
