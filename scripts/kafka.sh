@@ -24,7 +24,8 @@ readonly POM_DIR=$SCRIPT_DIR/kafka
 VERSION=${SLUICE_KAFKA_VERSION:-4.3.1}
 CACHE_ROOT=${SLUICE_CACHE:-${HOME:-/tmp}/.cache/sluice}
 LIBS=$CACHE_ROOT/kafka/$VERSION
-RUN_DIR=${SLUICE_KAFKA_RUN_DIR:-$PWD/build/kafka}
+# The repo's build/ (git-ignored), wherever the caller stands: go test runs in package dirs.
+RUN_DIR=${SLUICE_KAFKA_RUN_DIR:-$(dirname "$SCRIPT_DIR")/build/kafka}
 BASE_PORT=${SLUICE_KAFKA_PORT:-9092}
 HEAP=${SLUICE_KAFKA_HEAP:-512m}
 JVM_OPTS=${SLUICE_KAFKA_JVM_OPTS:-}
@@ -173,15 +174,22 @@ format() {
 	local id=${SLUICE_KAFKA_CLUSTER_ID:-$(random_cluster_id)} i dir
 	rm -rf "$RUN_DIR"
 	mkdir -p "$RUN_DIR"
+	# One StorageTool JVM per node, in parallel: each is mostly JVM start-up.
+	local pids=()
 	for ((i = 1; i <= NODES; i++)); do
 		dir=$(node_dir "$i")
 		mkdir -p "$dir"
 		render_config "$i"
-		if ! java -cp "$LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+		java -cp "$LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
 			kafka.tools.StorageTool format --cluster-id "$id" --config "$dir/server.properties" \
-			>"$dir/format.log" 2>&1; then
-			cat "$dir/format.log" >&2
-			die "formatting $dir/data failed"
+			>"$dir/format.log" 2>&1 &
+		pids+=($!)
+	done
+	for ((i = 1; i <= NODES; i++)); do
+		if ! wait "${pids[i - 1]}"; then
+			dir=$(node_dir "$i")
+			tail -n 30 "$dir/format.log" >&2
+			die "formatting $dir/data failed (log: $dir/format.log)"
 		fi
 	done
 	printf 'S_VERSION=%s\nS_BASE_PORT=%s\nS_NODES=%s\nS_CLUSTER_ID=%s\n' \
@@ -229,7 +237,8 @@ wait_ready() {
 				tail -n 40 "$dir/kafka.log" >&2
 				die "node $i exited during start-up (log: $dir/kafka.log)"
 			fi
-			if ! sed -n '/^===== .* start /h; /^===== .* start /!H; ${x;p}' "$dir/kafka.log" | grep -q 'Kafka Server started'; then
+			# "started" must come after the last launch marker, not from a previous run.
+			if ! awk '/^===== .* start /{s = 0} /Kafka Server started/{s = 1} END{exit !s}' "$dir/kafka.log"; then
 				pending+=" node$i(starting)"
 				continue
 			fi
@@ -294,31 +303,47 @@ cmd_start() {
 # ---------------------------------------------------------------------------------------------
 # stop, status, brokers
 
+# pid_alive PID: the process exists and is not a zombie. A killed JVM drops its command line
+# (so `running` turns false) a moment before it closes its sockets: wait on this, then the ports.
+pid_alive() {
+	local st
+	kill -0 "$1" 2>/dev/null || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[[ -n $st && $st != Z ]]
+}
+
 # stop_nodes SIGNAL NODE...: signal them all at once (a KRaft quorum stopped one by one can stall
-# the last nodes' controlled shutdown), wait up to STOP_TIMEOUT, then SIGKILL what is left.
+# the last nodes' controlled shutdown), wait up to STOP_TIMEOUT, then SIGKILL what is left; return
+# once the processes are gone and their ports are free, so a start can follow at once.
 stop_nodes() {
-	local sig=$1 i pids=() deadline
+	local sig=$1 i pid deadline stopped=()
 	shift
+	local -A pids=()
 	for i in "$@"; do
 		if running "$i"; then
-			pids+=("$(cat "$(pid_file "$i")")")
-			kill -"$sig" "${pids[-1]}" 2>/dev/null || true
+			pids[$i]=$(cat "$(pid_file "$i")")
+			kill -"$sig" "${pids[$i]}" 2>/dev/null || true
+			stopped+=("$i")
 		fi
 	done
 	deadline=$((SECONDS + STOP_TIMEOUT))
-	for i in "$@"; do
-		while running "$i"; do
+	for i in "${stopped[@]}"; do
+		pid=${pids[$i]}
+		while pid_alive "$pid"; do
 			if ((SECONDS >= deadline)); then
-				log "node $i ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"
-				kill -KILL "$(cat "$(pid_file "$i")")" 2>/dev/null || true
-				sleep 0.2
-				continue
+				log "node $i still up ${STOP_TIMEOUT}s after SIG$sig: SIGKILL"
+				kill -KILL "$pid" 2>/dev/null || true
+				deadline=$((SECONDS + STOP_TIMEOUT))
 			fi
-			sleep 0.2
+			sleep 0.1
 		done
-		rm -f "$(pid_file "$i")"
+		while port_open "$(port_of "$i")" || port_open "$(controller_port_of "$i")"; do
+			((SECONDS < deadline)) || die "node $i exited but 127.0.0.1:$(port_of "$i") or :$(controller_port_of "$i") is still open"
+			sleep 0.1
+		done
 	done
-	((${#pids[@]} == 0)) || log "stopped node(s) $* (SIG$sig); data kept in $RUN_DIR"
+	for i in "$@"; do running "$i" || rm -f "$(pid_file "$i")"; done
+	((${#stopped[@]} == 0)) || log "stopped node(s) ${stopped[*]} (SIG$sig)"
 }
 
 parse_node_opts() {
@@ -347,6 +372,7 @@ cmd_stop() {
 	parse_node_opts "$@"
 	# shellcheck disable=SC2046
 	stop_nodes "$SIG" ${NODE_SEL:-$(all_nodes)}
+	log "data kept in $RUN_DIR: start reuses it, start --fresh or clean wipes it"
 }
 
 cmd_restart() {
