@@ -54,7 +54,7 @@ func Compare(scenarios []Scenario, o Options) ([]Comparison, error) {
 // WriteTable prints one row per scenario and controller.
 func WriteTable(w io.Writer, cmps []Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tcontroller\tT90 (s)\tthroughput\tworkers\toptimum\tw/opt\treversals\tsteady rev/min\tpeak conc\t")
+	fmt.Fprintln(tw, "scenario\tcontroller\tT90 (s)\tthroughput\tworkers\toptimum\tw/opt\treversals\tsteady rev/min\tpeak conc\tpods peak/end\t")
 	for _, c := range cmps {
 		for _, r := range c.Results {
 			s := r.Summary
@@ -62,9 +62,13 @@ func WriteTable(w io.Writer, cmps []Comparison) error {
 			if s.T90 >= 0 {
 				t90 = fmt.Sprintf("%.0f", s.T90)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%.1f\t%.1f\t%.2f\t%d\t%.1f\t%.0f\t\n",
+			pods := "-"
+			if r.Controller == "adaptive" {
+				pods = fmt.Sprintf("%.2f/%.2f", s.PeakReplicas, s.FinalReplicas)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%.1f\t%.1f\t%.2f\t%d\t%.1f\t%.0f\t%s\t\n",
 				c.Scenario.Name, r.Controller, t90, 100*s.Share, s.Workers, s.Optimum, s.Ratio,
-				s.Reversals, s.SteadyReversalsPerMin, s.Peak)
+				s.Reversals, s.SteadyReversalsPerMin, s.Peak, pods)
 		}
 	}
 	return tw.Flush()

@@ -29,13 +29,16 @@ type Summary struct {
 	// Peak is the highest sink concurrency seen.
 	Peak float64 `json:"peak_concurrency"`
 	// OverCapacity counts intervals whose peak concurrency exceeded the
-	// sink's capacity C; OverStep those that exceeded C plus the step limit
-	// at the size before the interval. Zero when the sink has no capacity.
+	// sink's capacity C. Step is the step the controller took when its pool
+	// first went above C, and OverStep counts the intervals whose peak
+	// concurrency exceeded C + Step. Zero when the sink has no capacity.
 	OverCapacity int `json:"intervals_over_capacity"`
+	Step         int `json:"step_over_capacity"`
 	OverStep     int `json:"intervals_over_capacity_plus_step"`
 	// FinalReplicas is the adaptive controller's pod signal at the end.
 	FinalReplicas float64 `json:"desired_replicas_final"`
-	// PeakReplicas is its highest value during the run.
+	// PeakReplicas is its highest value during the run, leaving out samples
+	// taken before any record completed (the signal is then 1 by design).
 	PeakReplicas float64 `json:"desired_replicas_peak"`
 }
 
@@ -73,19 +76,24 @@ func summarise(sc Scenario, cfg autoscale.Config, pts []Point) Summary {
 			lastDir = dir
 		}
 		s.Peak = math.Max(s.Peak, p.Peak)
-		if c := float64(sc.Capacity); c > 0 {
-			if p.Peak > c+0.5 {
+		if c := sc.Capacity; c > 0 {
+			if p.Peak > float64(c)+0.5 {
 				s.OverCapacity++
 			}
-			before := cfg.Min
-			if i > 0 {
-				before = pts[i-1].Workers
+			if s.Step == 0 && p.Workers > c {
+				before := cfg.Min
+				if i > 0 {
+					before = pts[i-1].Workers
+				}
+				s.Step = max(1, p.Workers-before)
 			}
-			if p.Peak > c+float64(stepUp(cfg.MaxStep, before))+0.5 {
+			if s.Step > 0 && p.Peak > float64(c+s.Step)+0.5 {
 				s.OverStep++
 			}
 		}
-		s.PeakReplicas = math.Max(s.PeakReplicas, p.Replicas)
+		if p.Reason != autoscale.ReasonWarmup && p.Reason != autoscale.ReasonNoSignal {
+			s.PeakReplicas = math.Max(s.PeakReplicas, p.Replicas)
+		}
 		prevN = p.Workers
 	}
 	if sumOracle > 0 {
@@ -103,12 +111,4 @@ func summarise(sc Scenario, cfg autoscale.Config, pts []Point) Summary {
 		s.FinalReplicas = pts[len(pts)-1].Replicas
 	}
 	return s
-}
-
-// stepUp mirrors autoscale.Config's step limit (MaxStep 0: max(4, n)).
-func stepUp(maxStep, n int) int {
-	if maxStep > 0 {
-		return maxStep
-	}
-	return max(4, n)
 }
