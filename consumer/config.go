@@ -67,6 +67,19 @@ type Config struct {
 	// attempts of a failing delivery (default 100 ms doubling to 10 s).
 	RetryInitialBackoff time.Duration
 	RetryMaxBackoff     time.Duration
+	// RetryMaxAttempts bounds the failed attempts of one message (default
+	// 5), and RetryMaxElapsed the time from its first failure (default
+	// 2 min); then it is dead-lettered (see WithDeadLetter) or, without a
+	// dead-letter destination, DeadLetterPolicy applies. A Permanent error
+	// gives the message up at once. Failures marked Unavailable or
+	// RetryAfter (the destination is down or throttling, e.g. the circuit
+	// breaker is open) count against neither: they hold the lane instead.
+	RetryMaxAttempts int
+	RetryMaxElapsed  time.Duration
+	// DeadLetterPolicy is what happens to a message given up on when there
+	// is no dead-letter destination: DeadLetterBlock (default) or
+	// DeadLetterDrop.
+	DeadLetterPolicy DeadLetterPolicy
 
 	// Kafka configures the Kafka source.
 	Kafka KafkaConfig
@@ -120,6 +133,7 @@ func (c *Config) setDefaults() {
 	dur(&c.ShutdownTimeout, 30*time.Second)
 	dur(&c.RetryInitialBackoff, 100*time.Millisecond)
 	dur(&c.RetryMaxBackoff, 10*time.Second)
+	c.setFailureDefaults()
 	if c.Source == "" {
 		c.Source = SourceKafka
 	}
@@ -173,6 +187,7 @@ func (c *Config) Validate() error {
 	if c.RetryMaxBackoff < c.RetryInitialBackoff {
 		bad("RetryMaxBackoff", c.RetryMaxBackoff, "want at least RetryInitialBackoff")
 	}
+	errs = append(errs, c.validateFailure()...)
 	if c.Source == SourceKafka {
 		errs = append(errs, c.Kafka.validate()...)
 	}

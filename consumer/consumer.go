@@ -75,6 +75,7 @@ type Option func(*options)
 type options struct {
 	log *slog.Logger
 	reg prometheus.Registerer
+	dlq Sink // dead-letter destination, see WithDeadLetter
 }
 
 // WithLogger sets the logger (default: slog.Default()).
@@ -106,6 +107,7 @@ func New(cfg Config, sink Sink, opts ...Option) (*Consumer, error) {
 		done:    make(chan struct{}),
 	}
 	c.pipe = newPipeline(&c.cfg, sink, c.win, c.log, c.met)
+	c.pipe.fail, c.pipe.dl = newFailurePolicy(&c.cfg, o.dlq != nil), newDeadLetters(o.dlq, o.reg)
 	src, err := newSource(c)
 	if err != nil {
 		return nil, err

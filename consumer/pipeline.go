@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // lane is a queue of messages that must be delivered one after another: all
@@ -53,7 +55,24 @@ type pipeline struct {
 	win      *Window
 	log      *slog.Logger
 	met      *metrics
-	backoff  backoff
+	batch    BatchSink // sink, when it can take a batch at once; else nil
+
+	// fail decides what happens to a failed delivery (see retry.go); dl is
+	// the dead-letter destination and its counters (see deadletter.go).
+	fail failurePolicy
+	dl   *deadLetters
+	// settle, when set, lets a source that can redeliver by itself take a
+	// failed message over instead of the worker retrying it in place. It is
+	// called (without the lock) for each retry and block decision, before
+	// the worker waits d.delay. Returning true settles the message: the
+	// pipeline counts it done (the tracker moves past it) and does not
+	// retry it. A JetStream source does NakWithDelay(d.delay) there, marks
+	// its ack handle so that onDone does not ack it, and returns true: the
+	// server redelivers it later as a new message, and the worker is free
+	// at once. Dead-letter and drop decisions are carried out by the
+	// pipeline either way; onDone then acks the message (Term would do too).
+	// Returning false keeps the in-process retry.
+	settle func(m *Message, d decision) bool
 
 	// onDone, when set, is called (without the lock) with each batch the
 	// sink delivered. The JetStream source acks there.
@@ -110,11 +129,13 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 		win:        win,
 		log:        log,
 		met:        met,
-		backoff:    backoff{initial: cfg.RetryInitialBackoff, max: cfg.RetryMaxBackoff},
+		fail:       newFailurePolicy(cfg, false),
+		dl:         newDeadLetters(nil, prometheus.NewRegistry()),
 		kickCommit: make(chan struct{}, 1),
 		kickAt:     max(1, int64(cfg.MaxRecords)/4),
 		parts:      make(map[topicPartition]*partition),
 	}
+	p.batch, _ = sink.(BatchSink)
 	p.work.L = &p.mu
 	p.quiet.L = &p.mu
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -145,18 +166,58 @@ func (p *pipeline) partitionsOf(tps []topicPartition) []*partition {
 	return out
 }
 
+// partition returns the live state of an assigned partition, or nil.
+func (p *pipeline) partition(tp topicPartition) *partition {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.parts[tp]
+}
+
+// fetched is a batch of one partition's messages, in offset order, waiting
+// for room in the window. part is the partition's state when it was
+// fetched: if the partition is revoked (and maybe re-assigned) meanwhile,
+// part is gone and the batch is dropped, never mixed into the new state.
+type fetched struct {
+	part *partition
+	msgs []*Message
+	hwm  int64
+}
+
+// admitFitting admits, in order, as much of the waiting batches as the
+// window has room for, and returns what is left. Only the fetching
+// goroutine adds to the window, so what fits now still fits when added.
+func (p *pipeline) admitFitting(waiting []fetched) []fetched {
+	for len(waiting) > 0 {
+		b := &waiting[0]
+		n, bytes := p.win.fit(b.msgs)
+		if n == 0 {
+			break
+		}
+		p.win.Add(n, bytes)
+		p.admit(b.part, b.msgs[:n], b.hwm)
+		b.msgs = b.msgs[n:]
+		if len(b.msgs) == 0 {
+			waiting[0] = fetched{}
+			waiting = waiting[1:]
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	return waiting
+}
+
 // admit hands a partition's newly fetched messages, in offset order, to the
 // tracker and the lanes. The caller has already added them to the window.
-// Messages for a partition that is not assigned are released again and
-// dropped: the broker will hand them to whoever owns the partition.
-func (p *pipeline) admit(tp topicPartition, msgs []*Message, hwm int64) {
+// Messages for a partition that is no longer assigned are released again
+// and dropped: the broker will hand them to whoever owns the partition.
+func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 	var bytes int64
 	for _, m := range msgs {
 		bytes += m.size
 	}
 	p.mu.Lock()
-	part := p.parts[tp]
-	if part == nil || part.revoking {
+	if part.gone || part.revoking {
 		p.mu.Unlock()
 		p.win.Release(len(msgs), bytes)
 		return
@@ -308,14 +369,45 @@ func (p *pipeline) worker() {
 	}
 }
 
-// deliver hands a batch to the sink in order, retrying each message until
-// it is delivered or the workers are stopped. It returns how many messages
-// of the batch (a prefix) were delivered.
+// BatchSink is an optional Sink capability: DeliverBatch stores several
+// messages at once (one HTTP request, one INSERT). It returns how many of
+// msgs, from the front, are stored; when that is fewer than len(msgs), err
+// says why the next one was not. The pipeline hands it the messages a worker
+// took from one lane (so they keep their order), and after an error it
+// delivers the rest one by one with Deliver, so that a failure is pinned on
+// the message that caused it and retried, dead-lettered or blocked alone. A
+// failed batch is not counted as an attempt of any of its messages.
+type BatchSink interface {
+	DeliverBatch(ctx context.Context, msgs []*Message) (int, error)
+}
+
+// DeliverBatch hands msgs to s: in one call when s is a BatchSink, else one
+// by one, stopping at the first error. It returns how many, from the front,
+// were delivered. Sink decorators use it to pass batches through.
+func DeliverBatch(ctx context.Context, s Sink, msgs []*Message) (int, error) {
+	if b, ok := s.(BatchSink); ok {
+		return b.DeliverBatch(ctx, msgs)
+	}
+	for i, m := range msgs {
+		if err := s.Deliver(ctx, m); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
+}
+
+// deliver hands a batch to the sink in order, each message until it is
+// delivered, dead-lettered or dropped, or the workers are stopped. It
+// returns how many messages of the batch (a prefix) are done.
 func (p *pipeline) deliver(batch []*Message) int {
 	p.busy.Add(1)
 	start := time.Now()
 	done := 0
-	for _, m := range batch {
+	if p.batch != nil && len(batch) > 1 {
+		done = p.deliverBatch(batch)
+		p.completed.Add(uint64(done))
+	}
+	for _, m := range batch[done:] {
 		if !p.deliverOne(m) {
 			break
 		}
@@ -332,32 +424,39 @@ func (p *pipeline) deliver(batch []*Message) int {
 	return done
 }
 
-// deliverOne retries with exponential backoff and jitter: a sink that keeps
-// failing holds its lane, stops the partition's commits, fills the window
-// and so pauses intake, and nothing is lost.
+// deliverOne is the hot path: one call to the sink. A failure goes to the
+// failure policy (retry.go): retries with backoff and jitter, then the
+// dead-letter destination, or blocking (the lane holds, the partition's
+// commits stop, the window fills and pauses intake; nothing is lost) or
+// dropping, as configured.
 func (p *pipeline) deliverOne(m *Message) bool {
-	for {
-		m.Attempt++
-		err := p.sink.Deliver(p.ctx, m)
-		if err == nil {
-			return true
-		}
-		p.errs.Add(1)
-		p.met.deliveryErrors.Inc()
-		if p.ctx.Err() != nil {
-			return false
-		}
-		wait := p.backoff.next(m.Attempt)
-		p.log.Debug("delivery failed, retrying", "topic", m.Topic, "partition", m.Partition,
-			"offset", m.Offset, "attempt", m.Attempt, "retry_in", wait, "error", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-p.ctx.Done():
-			t.Stop()
-			return false
-		}
+	m.Attempt++
+	err := p.sink.Deliver(p.ctx, m)
+	if err == nil {
+		return true
 	}
+	return p.retry(m, err)
+}
+
+// deliverBatch offers the whole batch to a BatchSink and returns how many
+// messages, from the front, it stored. Those it did not store get their
+// attempt back: deliverOne tries them one by one.
+func (p *pipeline) deliverBatch(batch []*Message) int {
+	for _, m := range batch {
+		m.Attempt++
+	}
+	n, err := p.batch.DeliverBatch(p.ctx, batch)
+	if n >= len(batch) {
+		return len(batch)
+	}
+	p.errs.Add(1)
+	p.met.deliveryErrors.Inc()
+	for _, m := range batch[n:] {
+		m.Attempt--
+	}
+	p.log.Debug("batch delivery failed, delivering one by one", "topic", batch[n].Topic,
+		"partition", batch[n].Partition, "offset", batch[n].Offset, "messages", len(batch)-n, "error", err)
+	return n
 }
 
 // finish marks the delivered prefix of a batch done and puts the lane back
