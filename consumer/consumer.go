@@ -53,8 +53,6 @@ type source interface {
 	commit(ctx context.Context, cps []commitPoint) (failed []commitPoint, err error)
 	pause(parts []*partition)
 	resume(parts []*partition)
-	// pollBytes is the most one poll can add to the window, in bytes.
-	pollBytes() int64
 	// close leaves the group (revoking what is still assigned) and closes
 	// the client. It is called once, after run has returned.
 	close()
@@ -275,7 +273,7 @@ func (c *Consumer) commitLocked(ctx context.Context, parts []*partition) error {
 func (c *Consumer) evaluateFlow() {
 	c.flowMu.Lock()
 	defer c.flowMu.Unlock()
-	gated := !c.win.CanAdmit(c.src.pollBytes())
+	gated := c.win.Room() == 0
 	pause, resume := c.pipe.decideFlow(time.Now(), gated)
 	if len(pause) > 0 {
 		c.src.pause(pause)

@@ -12,7 +12,7 @@ const (
 	// partitions). Pausing it first keeps one hot or stuck partition from
 	// starving the others.
 	ReasonOverFairShare = "over_fair_share"
-	// ReasonWindowFull: the window is too full for one more poll.
+	// ReasonWindowFull: the window has no room for one more record.
 	ReasonWindowFull = "window_full"
 )
 
@@ -21,7 +21,7 @@ var pauseReasons = []string{ReasonWindowHigh, ReasonOverFairShare, ReasonWindowF
 // decideFlow applies the pause policy to the current window fill and
 // returns the partitions to pause and to resume. It updates each
 // partition's pause state; the caller tells the source. gated says the
-// window has no room for another poll.
+// window has no room for another record.
 //
 // The policy, with hysteresis so it does not flap:
 //   - fill <= low water: resume everything.

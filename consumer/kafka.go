@@ -33,9 +33,10 @@ type KafkaConfig struct {
 	// MaxConcurrentFetches bounds fetches in flight or buffered in the
 	// client (default 2). With FetchMaxBytes it bounds one poll's bytes.
 	MaxConcurrentFetches int
-	// FetchMaxBytes bounds one fetch response (default: the room the window
-	// keeps above its high-water mark, split between the concurrent
-	// fetches, so a poll never takes the window past its byte budget).
+	// FetchMaxBytes bounds one fetch response (default: a tenth of the
+	// window's byte budget, split between the concurrent fetches, within
+	// 64 KiB and 50 MiB). Fetched records wait in the client until the
+	// window has room, so this bounds the memory outside the window.
 	FetchMaxBytes int64
 	// Opts are extra franz-go options (TLS, SASL, ...), applied last.
 	Opts []kgo.Opt
@@ -57,10 +58,8 @@ func (k *KafkaConfig) setDefaults(c *Config) {
 	if k.MaxConcurrentFetches == 0 {
 		k.MaxConcurrentFetches = 2
 	}
-	if k.FetchMaxBytes == 0 && c.HighWater > 0 && c.HighWater <= 1 && k.MaxConcurrentFetches > 0 {
-		// Half the room above the high mark, so partitions under their
-		// fair share keep flowing between the high mark and the gate.
-		room := int64(float64(c.MaxBytes) * (1 - c.HighWater) / 2)
+	if k.FetchMaxBytes == 0 && k.MaxConcurrentFetches > 0 {
+		room := c.MaxBytes / 10
 		k.FetchMaxBytes = min(max(room/int64(k.MaxConcurrentFetches), 64<<10), 50<<20)
 	}
 }
@@ -99,15 +98,17 @@ func (k *KafkaConfig) validate() []error {
 // be admitted after it. Admission never blocks (the fetcher only polls when
 // the window has room), so the rebalance is held for microseconds.
 type kafkaSource struct {
-	c     *Consumer
-	opts  []kgo.Opt
-	cl    *kgo.Client // created by start
-	pollB int64
+	c    *Consumer
+	opts []kgo.Opt
+	cl   *kgo.Client // created by start
+	// waiting holds polled records the window had no room for yet. Owned by
+	// the run goroutine; at most one poll's worth.
+	waiting []fetched
 }
 
 func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 	kc := &c.cfg.Kafka
-	k := &kafkaSource{c: c, pollB: kc.FetchMaxBytes * int64(kc.MaxConcurrentFetches)}
+	k := &kafkaSource{c: c}
 	start := kgo.NewOffset().AtStart()
 	if kc.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
@@ -149,37 +150,42 @@ func (k *kafkaSource) start() error {
 	return nil
 }
 
-func (k *kafkaSource) pollBytes() int64 { return k.pollB }
-
-// run polls while the window has room and admits what it gets. When the
-// window is full it waits for a release instead of polling, so a fully
-// paused consumer does not spin.
+// run polls while the window has room and admits what fits. It asks the
+// client for no more records than the window has room for (the rest stay
+// buffered in the client, bounded by MaxConcurrentFetches x FetchMaxBytes),
+// and keeps what does not fit in bytes until there is room. When the window
+// is full it waits for a release instead of polling, so a fully paused
+// consumer does not spin.
 func (k *kafkaSource) run(ctx context.Context) error {
 	c := k.c
 	for ctx.Err() == nil {
 		changed := c.win.Changed()
+		k.waiting = c.pipe.admitFitting(k.waiting)
 		c.evaluateFlow()
 		if c.win.AboveHigh() {
 			c.pipe.kick()
 		}
-		if !c.win.CanAdmit(k.pollB) {
+		room := c.win.Room()
+		if room == 0 || len(k.waiting) > 0 {
 			select {
 			case <-changed:
 			case <-ctx.Done():
 			}
 			continue
 		}
-		fs := k.cl.PollRecords(ctx, c.win.FreeRecords())
+		fs := k.cl.PollRecords(ctx, room)
 		if fs.IsClientClosed() {
 			return nil
 		}
-		k.admit(fs)
+		k.take(fs)
+		k.waiting = c.pipe.admitFitting(k.waiting)
 		k.cl.AllowRebalance()
 	}
 	return nil
 }
 
-func (k *kafkaSource) admit(fs kgo.Fetches) {
+// take converts a poll's records into messages, queued for admission.
+func (k *kafkaSource) take(fs kgo.Fetches) {
 	c := k.c
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if fp.Err != nil {
@@ -192,9 +198,13 @@ func (k *kafkaSource) admit(fs kgo.Fetches) {
 		if n == 0 {
 			return
 		}
+		part := c.pipe.partition(topicPartition{fp.Topic, fp.Partition})
+		if part == nil {
+			return // not assigned (any more): its owner will fetch it
+		}
 		msgs := make([]Message, n)
 		ptrs := make([]*Message, n)
-		var bytes int64
+		var bytes, largest int64
 		for i, r := range fp.Records {
 			m := &msgs[i]
 			m.Source = "kafka"
@@ -214,11 +224,12 @@ func (k *kafkaSource) admit(fs kgo.Fetches) {
 				}
 			}
 			bytes += m.size
+			largest = max(largest, m.size)
 			ptrs[i] = m
 		}
-		c.win.Add(n, bytes)
+		c.win.SawRecord(largest)
 		c.met.fetchedBytes.Add(float64(bytes))
-		c.pipe.admit(topicPartition{fp.Topic, fp.Partition}, ptrs, fp.HighWatermark)
+		k.waiting = append(k.waiting, fetched{part: part, msgs: ptrs, hwm: fp.HighWatermark})
 	})
 }
 

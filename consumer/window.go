@@ -15,8 +15,10 @@ import (
 //
 // Fill is the larger of the record and byte fractions. Above the high-water
 // mark the fetcher starts pausing partitions; it resumes them at the
-// low-water mark. Polling stops altogether at the admission gate, which
-// leaves room for one more poll below the budget (see [Window.CanAdmit]).
+// low-water mark. The fetcher asks the client for no more records than
+// [Window.Room] allows and admits only what fits; the rest of a poll waits
+// outside the window until there is room. So the budget is never exceeded,
+// except by a single record larger than the whole budget (admitted alone).
 //
 // A Window is safe for concurrent use. Its counters are atomics so metrics and
 // the debug endpoint read them without a lock.
@@ -29,6 +31,7 @@ type Window struct {
 	bytes   atomic.Int64
 	peakRec atomic.Int64
 	peakB   atomic.Int64
+	largest atomic.Int64 // largest record seen, in bytes
 
 	mu   sync.Mutex
 	room chan struct{} // closed and replaced when records are released
@@ -47,7 +50,7 @@ func NewWindow(maxRecords int, maxBytes int64, high, low float64) *Window {
 }
 
 // Add takes n records and b bytes from the budget. It never blocks: the
-// caller decides beforehand, with CanAdmit, whether it may poll.
+// caller asks Room beforehand how many records it may take.
 func (w *Window) Add(n int, b int64) {
 	r := w.records.Add(int64(n))
 	by := w.bytes.Add(b)
@@ -100,22 +103,45 @@ func (w *Window) AboveHigh() bool { return w.Fill() >= w.high }
 // BelowLow reports whether the fill has dropped to the low-water mark.
 func (w *Window) BelowLow() bool { return w.Fill() <= w.low }
 
-// FreeRecords is how many more records fit in the budget.
-func (w *Window) FreeRecords() int {
-	return int(max(0, w.maxRecords-w.records.Load()))
+// fit returns how many of msgs, from the front, fit in the budget now, and
+// their bytes. An empty window takes at least one.
+func (w *Window) fit(msgs []*Message) (int, int64) {
+	recs, bytes := w.records.Load(), w.bytes.Load()
+	var n int
+	var sum int64
+	for _, m := range msgs {
+		if recs+int64(n)+1 > w.maxRecords || bytes+sum+m.size > w.maxBytes {
+			if recs == 0 && n == 0 {
+				return 1, m.size
+			}
+			break
+		}
+		n++
+		sum += m.size
+	}
+	return n, sum
 }
 
-// CanAdmit reports whether one more poll, which can carry up to pollBytes,
-// still fits in the byte budget and at least one record fits in the record
-// budget. The record budget is kept exactly by polling at most FreeRecords.
-// An empty window always admits, so a record larger than the budget still
-// makes progress (alone).
-func (w *Window) CanAdmit(pollBytes int64) bool {
+// SawRecord tells the window the size of the largest record in a poll.
+func (w *Window) SawRecord(size int64) { raiseTo(&w.largest, size) }
+
+// Room is how many more records may be admitted: what fits in the record
+// budget and, at the size of the largest record seen so far, in the byte
+// budget. Until a record has been seen the room is one record, to learn
+// the size. An empty window always has room for one record, so a record
+// larger than the whole budget still makes progress, alone.
+func (w *Window) Room() int {
 	recs := w.records.Load()
-	if recs == 0 {
-		return true
+	largest := w.largest.Load()
+	if largest == 0 {
+		return min(1, int(w.maxRecords-recs))
 	}
-	return recs < w.maxRecords && w.bytes.Load()+pollBytes <= w.maxBytes
+	byBytes := (w.maxBytes - w.bytes.Load()) / largest
+	room := min(w.maxRecords-recs, byBytes)
+	if recs == 0 {
+		room = max(room, 1)
+	}
+	return int(max(0, room))
 }
 
 func raiseTo(a *atomic.Int64, v int64) {
