@@ -118,7 +118,7 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- end }}
 {{- $shutdown := include "sluice.durationSeconds" (list "config.shutdownTimeout" (default "30s" .Values.config.shutdownTimeout)) | float64 }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $shutdown }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than config.shutdownTimeout (%s): the kubelet would kill the pod in the middle of its drain. Raise terminationGracePeriodSeconds to at least %d." (int .Values.terminationGracePeriodSeconds) (toString .Values.config.shutdownTimeout) (add1 (int (ceil $shutdown)))) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than config.shutdownTimeout (%s): the kubelet would kill the pod in the middle of its drain. Raise terminationGracePeriodSeconds to at least %d." (int .Values.terminationGracePeriodSeconds) (toString (default "30s" .Values.config.shutdownTimeout)) (add1 (int (ceil $shutdown)))) }}
 {{- end }}
 {{- $c := .Values.config }}
 {{- if eq $c.source "kafka" }}
