@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -33,8 +35,22 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 	ordering := fs.String("ordering", "key", "Sluice ordering: key, partition or none")
 	keys := fs.Int("keys", 0, "distinct keys (0: records have no key)")
 	workers := fs.Int("workers", 4, "Sluice workers")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var brokers []string
 	for _, kv := range environ {

@@ -5,7 +5,7 @@
 //	sluice [run]        the service
 //	sluice config       validate and print the effective configuration
 //	sluice demo         a self-contained demo on an embedded Kafka cluster
-//	sluice bench ...    benchmarks (overhead)
+//	sluice bench ...    benchmarks (overhead, autoscale)
 //	sluice drain        ask a running sluice to drain (a pod's preStop hook)
 //	sluice version      print the version
 package main
@@ -36,7 +36,7 @@ commands:
   run       run the service (the default); configured by SLUICE_* variables
   config    validate the configuration and print it (--env: list every variable)
   demo      run a demo on an embedded Kafka cluster (--duration 30s)
-  bench     benchmarks: overhead
+  bench     benchmarks: overhead (pipeline vs raw client), autoscale (controller scenarios)
   drain     ask the local service to drain (--addr, default from SLUICE_HTTP_ADDR)
   version   print the version
 `
@@ -57,12 +57,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return demo(ctx, args, stdout, stderr)
 	case "bench":
 		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sluice bench overhead [flags]")
+			fmt.Fprintln(stderr, "usage: sluice bench overhead|autoscale [flags]")
 			return 2
 		}
 		switch args[0] {
 		case "overhead":
 			return benchOverhead(ctx, args[1:], environ, stdout, stderr)
+		case "autoscale":
+			return benchAutoscale(ctx, args[1:], stdout, stderr)
 		}
 		fmt.Fprintf(stderr, "sluice bench: unknown benchmark %q\n", args[0])
 		return 2

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/kafkatest"
+)
+
+func TestBadEnvironmentExitsTwoNamingEveryBadVariable(t *testing.T) {
+	environ := []string{
+		"SLUICE_BUFFER_MAX_BYTES=64XB",
+		"SLUICE_BUFFER_MAX_RECORDS=lots",
+		"SLUICE_WORKERS_MIN=0",
+		"SLUICE_COMMIT_INTERVAL=soon",
+		"SLUICE_ORDERING=random",
+		"SLUICE_KAFKA_TLS_ENABLED=maybe",
+		"SLUICE_BUFFER_HIGH_WATER=0.4",
+		"SLUICE_WORKRS_MAX=3", // a typo: unknown variables are errors, not silently ignored
+		"PATH=/usr/bin",       // not ours: ignored
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"run"}, environ, &stdout, &stderr)
+	if code != 2 {
+		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	for _, name := range []string{
+		"SLUICE_BUFFER_MAX_BYTES", "SLUICE_BUFFER_MAX_RECORDS", "SLUICE_WORKERS_MIN",
+		"SLUICE_COMMIT_INTERVAL", "SLUICE_ORDERING", "SLUICE_KAFKA_TLS_ENABLED",
+		"SLUICE_BUFFER_LOW_WATER", // 0.5 default is no longer below the 0.4 high mark
+		"SLUICE_WORKRS_MAX", "SLUICE_KAFKA_BROKERS", "SLUICE_KAFKA_TOPICS",
+	} {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("stderr does not name %s:\n%s", name, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "PATH") {
+		t.Errorf("stderr complains about a variable that is not Sluice's:\n%s", stderr.String())
+	}
+}
+
+func TestConfigRedactsSecrets(t *testing.T) {
+	environ := []string{
+		"SLUICE_KAFKA_BROKERS=127.0.0.1:9092", "SLUICE_KAFKA_TOPICS=a,b",
+		"SLUICE_KAFKA_SASL_MECHANISM=plain", "SLUICE_KAFKA_SASL_USERNAME=me",
+		"SLUICE_KAFKA_SASL_PASSWORD=hunter2", "SLUICE_BUFFER_MAX_BYTES=32MiB",
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config"}, environ, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	if strings.Contains(out, "hunter2") {
+		t.Fatalf("config printed a secret:\n%s", out)
+	}
+	for _, want := range []string{"SLUICE_KAFKA_SASL_PASSWORD", "<redacted>", "SLUICE_KAFKA_TOPICS", "a,b", "32 MiB"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPasswordFromFile(t *testing.T) {
+	f := t.TempDir() + "/pw"
+	if err := os.WriteFile(f, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig([]string{
+		"SLUICE_KAFKA_BROKERS=127.0.0.1:9092", "SLUICE_KAFKA_TOPICS=a",
+		"SLUICE_KAFKA_SASL_MECHANISM=scram-sha-256", "SLUICE_KAFKA_SASL_USERNAME=me",
+		"SLUICE_KAFKA_SASL_PASSWORD_FILE=" + f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KafkaSASLPasswordFile != "s3cret\n" {
+		t.Fatalf("password file content %q", cfg.KafkaSASLPasswordFile)
+	}
+	_, err = loadConfig([]string{"SLUICE_KAFKA_BROKERS=x:1", "SLUICE_KAFKA_TOPICS=a",
+		"SLUICE_KAFKA_SASL_PASSWORD_FILE=/nonexistent/pw"})
+	if err == nil || !strings.Contains(err.Error(), "SLUICE_KAFKA_SASL_PASSWORD_FILE") {
+		t.Fatalf("a missing secret file must be named: %v", err)
+	}
+}
+
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fields() {
+		if !bytes.Contains(readme, []byte("`"+f.env+"`")) {
+			t.Errorf("README.md does not document %s (run `sluice config --env`)", f.env)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestServiceEndpointsAndDrain(t *testing.T) {
+	const n = 500
+	cl, topics := kafkatest.New(t, 3, "svc")
+	cl.Produce(topics[0], n, func(i int) ([]byte, []byte) { return []byte("k"), []byte(fmt.Sprint(i)) })
+	addr := freeAddr(t)
+	environ := []string{
+		"SLUICE_KAFKA_BROKERS=" + strings.Join(cl.Brokers, ","), "SLUICE_KAFKA_TOPICS=" + topics[0],
+		"SLUICE_KAFKA_GROUP=g-" + topics[0], "SLUICE_HTTP_ADDR=" + addr, "SLUICE_SINK=stdout",
+		"SLUICE_COMMIT_INTERVAL=100ms", "SLUICE_KAFKA_FETCH_MAX_WAIT=100ms",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, environ, &stdout, &stderr) }()
+	base := "http://" + addr
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; stderr:\n%s", what, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond) // polling a server: no event to wait on
+		}
+	}
+	waitFor("/healthz", func() bool { c, _ := get("/healthz"); return c == 200 })
+	waitFor("/readyz", func() bool { c, _ := get("/readyz"); return c == 200 })
+	waitFor("all records on stdout", func() bool { return strings.Count(stdout.String(), "\n") >= n })
+
+	code, body := get("/metrics")
+	for _, m := range []string{"sluice_window_records", "sluice_window_max_bytes", "sluice_records_delivered_total 500",
+		"sluice_fetch_pauses_total{reason=\"window_high\"} 0", "go_goroutines", "process_resident_memory_bytes"} {
+		if code != 200 || !strings.Contains(body, m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
+	code, body = get("/debug/flow")
+	var flow struct {
+		Window struct {
+			MaxRecords int64 `json:"max_records"`
+		} `json:"window"`
+		Partitions []struct {
+			Committed int64 `json:"committed_offset"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(body), &flow); code != 200 || err != nil || flow.Window.MaxRecords != 100000 || len(flow.Partitions) != 3 {
+		t.Errorf("/debug/flow = %d %s (err %v)", code, body, err)
+	}
+
+	resp, err := http.Post(base+"/drain", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "drained") {
+		t.Fatalf("POST /drain = %d %s", resp.StatusCode, b)
+	}
+	if c, _ := get("/readyz"); c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz after drain = %d, want 503", c)
+	}
+	if c, _ := get("/healthz"); c != 200 {
+		t.Errorf("/healthz after drain = %d, want 200: the process lives until its signal", c)
+	}
+	ends := cl.EndOffsets(topics[0])
+	committed := cl.Committed("g-"+topics[0], topics[0])
+	for p, end := range ends {
+		if committed[p] != end {
+			t.Errorf("after drain partition %d committed %d, want %d", p, committed[p], end)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("serve did not return after its context ended")
+	}
+	if got := strings.Count(stdout.String(), "\n"); got != n {
+		t.Errorf("stdout has %d lines, want %d", got, n)
+	}
+}
