@@ -226,6 +226,12 @@ func (p *Policy) Decide(s Sample) Decision {
 	var target int
 	var reason string
 	switch {
+	case r == n && n == p.hi && ceilInt(x) > p.hi:
+		// Little's law wants more than the bounds allow.
+		target, reason = n, ReasonBounds
+		if p.hi == p.cfg.SinkMaxConcurrency {
+			reason = ReasonSinkLimit
+		}
 	case r > n:
 		target, reason = p.up(s, iv, &d, r, demand, pendingBefore)
 	case r < n:

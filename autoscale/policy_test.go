@@ -228,6 +228,18 @@ func TestPolicyRules(t *testing.T) {
 			want:  want{8, Up, ReasonSinkLimit},
 		},
 		{
+			name:  "at Max and wanting more: hold, bounds",
+			cfg:   Config{Max: 8},
+			ticks: []tick{saturated(8, ms10), saturated(8, ms10)},
+			want:  want{8, Hold, ReasonBounds},
+		},
+		{
+			name:  "at the sink's maximum and wanting more: hold, sink_limit",
+			cfg:   Config{SinkMaxConcurrency: 8},
+			ticks: []tick{saturated(8, ms10), saturated(8, ms10)},
+			want:  want{8, Hold, ReasonSinkLimit},
+		},
+		{
 			name: "counters went backwards: warmup",
 			ticks: []tick{
 				steady(10, 900, ms10), steady(10, 900, ms10),
