@@ -193,7 +193,6 @@ func (p *Policy) Decide(s Sample) Decision {
 		if n == pr.to {
 			if back, bad := p.judge(pr, iv, s.At); bad {
 				p.verify = &verify{from: pr.to, to: back, bad: iv}
-				p.recs = p.recs[:0]
 				p.prevInterval, p.last = p.last, iv
 				return p.finish(d, s, back, ReasonSinkBottleneck)
 			}
