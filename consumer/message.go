@@ -24,6 +24,8 @@ type Message struct {
 	// Time is the record's timestamp as the broker reports it.
 	Time time.Time
 	// Attempt counts deliveries of this message by this process, from 1.
+	// For JetStream it counts the server's deliveries (by any replica),
+	// so a redelivered message starts above 1.
 	Attempt int
 
 	part  *partition // tracker state of the partition it came from
@@ -31,6 +33,9 @@ type Message struct {
 	size  int64      // bytes counted in the window
 	epoch int32      // Kafka leader epoch, for the commit
 	ack   any        // source-specific handle (a JetStream message)
+	// gaveUp is why the pipeline gave the message up (dead-lettered or
+	// dropped); "" when the sink delivered it. onDone sees it.
+	gaveUp string
 }
 
 // Header is one record header.

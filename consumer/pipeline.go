@@ -77,6 +77,11 @@ type pipeline struct {
 	// onDone, when set, is called (without the lock) with each batch the
 	// sink delivered. The JetStream source acks there.
 	onDone func([]*Message)
+	// untracked keeps admitted messages out of the tracker: the source
+	// settles each message with the broker itself in onDone (a JetStream
+	// ack; nothing for core NATS) and gives its window share back there,
+	// so there are no commit points. The NATS sources set it.
+	untracked bool
 	// kickCommit is signalled when enough is done to be worth a commit.
 	kickCommit chan struct{}
 	kickAt     int64 // done-but-uncommitted records that trigger a kick
@@ -228,7 +233,11 @@ func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 	var chunk *lane
 	for _, m := range msgs {
 		m.part = part
-		m.seq = part.track(m.Offset, m.size, m.epoch)
+		if p.untracked {
+			part.fetched = max(part.fetched, m.Offset+1)
+		} else {
+			m.seq = part.track(m.Offset, m.size, m.epoch)
+		}
 		var l *lane
 		switch {
 		case p.ordering == OrderPartition:
@@ -465,7 +474,7 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 	part := l.part
 	part.inflight -= len(batch)
 	p.infl -= len(batch)
-	if !part.gone {
+	if !part.gone && !p.untracked {
 		for _, m := range batch[:delivered] {
 			p.relRecs += int64(part.markDone(m.seq))
 		}

@@ -171,6 +171,10 @@ type decision struct {
 	// reason why the message is given up on (dead_letter, block, drop):
 	// "permanent", "max_attempts" or "max_elapsed".
 	reason string
+	// charged marks a retry of a failure that counted against the
+	// message's attempts (not the destination being down or throttling).
+	// A source that redelivers by itself settles only those.
+	charged bool
 }
 
 // failureState is what the policy remembers about one message's failures.
@@ -253,7 +257,7 @@ func (f *failurePolicy) decide(st *failureState, err error, now time.Time) decis
 		reason = "max_elapsed"
 	}
 	if reason == "" {
-		return decision{action: actRetry, delay: min(f.backoff.next(st.attempts), f.maxElapsed-elapsed)}
+		return decision{action: actRetry, delay: min(f.backoff.next(st.attempts), f.maxElapsed-elapsed), charged: true}
 	}
 	switch {
 	case f.deadLetter:
@@ -270,7 +274,9 @@ func (f *failurePolicy) decide(st *failureState, err error, now time.Time) decis
 // dropped (true), or the workers are stopped (false: m stays undelivered
 // and will be redelivered after a restart or rebalance).
 func (p *pipeline) retry(m *Message, err error) bool {
-	var st failureState
+	// A message the broker redelivered (JetStream) arrives with its earlier
+	// deliveries in Attempt: they count as failed attempts.
+	st := failureState{attempts: max(0, m.Attempt-1)}
 	blocked := false
 	defer func() {
 		if blocked {
@@ -286,8 +292,10 @@ func (p *pipeline) retry(m *Message, err error) bool {
 		d := p.fail.decide(&st, err, time.Now())
 		switch d.action {
 		case actDeadLetter:
+			m.gaveUp = d.reason
 			return p.deadLetter(m, err, d.reason)
 		case actDrop:
+			m.gaveUp = d.reason
 			p.drop(m, err, d.reason)
 			return true
 		case actBlock:
