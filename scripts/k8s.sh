@@ -20,6 +20,7 @@
 #   SLUICE_K8S          auto (default): when a tool cannot be built or started, say
 #                       SKIPPED loudly and exit 0; require: fail instead (CI)
 #   SLUICE_K8S_TIMEOUT  seconds to wait for etcd and the API server (default 120)
+#   SLUICE_K8S_KEEP=1   keep the run directory (logs, kubeconfig) after `server`
 #
 # Tools: kube-apiserver and kubectl from scripts/k8s/go.mod (k8s.io/kubernetes
 # with its staging modules replaced by the published k8s.io/* modules), helm
@@ -66,7 +67,7 @@ timed() { # timed <label> <cmd...>: run and report the wall time
 # --- versions -------------------------------------------------------------
 
 k8s_version() { # the k8s.io/kubernetes version scripts/k8s/go.mod requires
-	awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$ROOT/scripts/k8s/go.mod"
+	sed -n 's/^[[:space:]]*\(require[[:space:]]*\)\{0,1\}k8s\.io\/kubernetes[[:space:]]\{1,\}\(v[0-9][^[:space:]]*\).*/\2/p' "$ROOT/scripts/k8s/go.mod" | head -1
 }
 helm_version() {
 	(cd "$TESTMOD" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
@@ -106,13 +107,24 @@ build_k8s() {
 HELM_VERSION=
 HELM=
 build_helm() {
+	local kv commit ld
 	HELM_VERSION=$(helm_version) || return 1
-	HELM=$CACHE/helm-$HELM_VERSION/helm
+	# Like helm's Makefile: the default Kubernetes version of `helm template`
+	# and `helm lint` is that of the client-go it is built with (else 1.20).
+	kv=$(cd "$TESTMOD" && go list -m -f '{{.Version}}' k8s.io/client-go) || return 1 # v0.37.2
+	kv=${kv#v0.}
+	kv=${kv%%.*}
+	HELM=$CACHE/helm-$HELM_VERSION-k1.$kv/helm
 	[[ -x $HELM ]] && return 0
+	commit=$(cd "$TESTMOD" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+		sed -n 's/.*"Hash": "\([0-9a-f]*\)".*/\1/p' | head -1)
+	ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+	ld+=" -X helm.sh/helm/v3/internal/version.gitCommit=${commit:-unknown} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	ld+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kv"
+	ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kv"
 	log "building helm $HELM_VERSION into $HELM"
 	mkdir -p "$(dirname "$HELM")"
-	(cd "$TESTMOD" && CGO_ENABLED=0 nice -n 10 go build -trimpath \
-		-ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+	(cd "$TESTMOD" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$ld" \
 		-o "$HELM.tmp" helm.sh/helm/v3/cmd/helm) || return 1
 	mv "$HELM.tmp" "$HELM"
 }
@@ -362,17 +374,24 @@ cmd_lint() {
 	grep -q 'config.kafka.brokers' "$CACHE/lint.log" || { cat "$CACHE/lint.log" >&2; die "unexpected error without values"; }
 }
 
+RENDERED=
+UP_OK=0 # a run directory whose start failed is kept for its logs
+cleanup() {
+	down
+	[[ -n $RUN && -d $RUN && ${SLUICE_K8S_KEEP:-} != 1 && $UP_OK == 1 ]] && rm -rf "$RUN"
+	[[ -n $RENDERED ]] && rm -rf "$RENDERED"
+	return 0
+}
+
 cmd_server() {
 	cmd_build
-	local dir
-	dir=$(mktemp -d)
-	trap 'down; rm -rf "$dir"' EXIT
-	(cd "$TESTMOD" && SLUICE_RENDER_DIR=$dir go test -count=1 -run 'TestMatrix$' ./... >/dev/null) ||
+	RENDERED=$(mktemp -d)
+	trap cleanup EXIT
+	(cd "$TESTMOD" && SLUICE_RENDER_DIR=$RENDERED go test -count=1 -run 'TestMatrix$' ./... >/dev/null) ||
 		die "rendering the matrix failed: run scripts/k8s.sh chart"
 	timed "start etcd + kube-apiserver" up || skip "etcd or kube-apiserver did not start (logs under $RUN)"
-	timed "server dry-run of the matrix" server_checks "$dir"
-	down
-	rm -rf "$RUN"
+	UP_OK=1
+	timed "server dry-run of the matrix" server_checks "$RENDERED"
 }
 
 cmd_up() {
