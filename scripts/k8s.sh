@@ -9,7 +9,8 @@
 #                            prometheus-operator CRDs, then `kubectl apply
 #                            --dry-run=server` (client- and server-side apply) of
 #                            every rendered case, and `helm template --validate`
-#                            against the live API (real .Capabilities)
+#                            against the live API (real .Capabilities), and a real
+#                            helm install / upgrade (fixed -> HPA -> KEDA) / uninstall
 #   scripts/k8s.sh all       chart, lint, server (the default)
 #   scripts/k8s.sh build     only build the tools (kube-apiserver, kubectl, helm)
 #   scripts/k8s.sh up        start etcd + kube-apiserver and leave them running;
@@ -344,6 +345,26 @@ spec:
 	grep -q '^kind: ServiceMonitor' <<<"$out" || die "helm template --validate: no ServiceMonitor although the CRD is installed"
 	log "ok helm template --validate: ServiceMonitor rendered by CRD detection"
 	log "$n rendered cases accepted by kube-apiserver $K8S_VERSION"
+
+	# A real release: install, switch to the HPA, then to KEDA, uninstall.
+	# (No controllers run here: the objects are stored, no pod starts.)
+	helm_release install -f "$CHART/ci/default-values.yaml"
+	[[ $(kubectl get deployment demo-sluice -n "$NS" -o jsonpath='{.spec.replicas}') == 1 ]] ||
+		die "helm install: the Deployment does not have 1 replica"
+	kubectl get servicemonitor demo-sluice -n "$NS" >/dev/null || die "helm install: no ServiceMonitor although the CRD is installed"
+	helm_release upgrade -f "$CHART/ci/hpa-values.yaml"
+	kubectl get hpa demo-sluice -n "$NS" >/dev/null || die "helm upgrade to the HPA: no HPA"
+	helm_release upgrade -f "$CHART/ci/keda-values.yaml"
+	kubectl get scaledobject demo-sluice -n "$NS" >/dev/null || die "helm upgrade to KEDA: no ScaledObject"
+	if kubectl get hpa demo-sluice -n "$NS" >/dev/null 2>&1; then die "helm upgrade to KEDA: the chart's HPA is still there"; fi
+	out=$("$HELM" uninstall demo -n "$NS" --wait --timeout 60s 2>&1) || die "helm uninstall:\n$out"
+	log "ok helm install, upgrade (fixed -> HPA -> KEDA) and uninstall of a real release"
+}
+
+helm_release() { # helm_release install|upgrade <helm args>
+	local verb=$1 out
+	shift
+	out=$("$HELM" "$verb" demo "$CHART" -n "$NS" --timeout 60s "$@" 2>&1) || die "helm $verb $*:\n$out"
 }
 
 # --- commands -------------------------------------------------------------
