@@ -28,6 +28,8 @@ func TestRefuses(t *testing.T) {
 		{"grace period equal to the shutdown timeout", "terminationGracePeriodSeconds: 30", "must be longer than config.shutdownTimeout"},
 		{"grace period shorter than the shutdown timeout", "config: {shutdownTimeout: 1m30s}\nterminationGracePeriodSeconds: 60", "at least 91"},
 		{"minReplicas above the partition cap", "autoscaling: {minReplicas: 4, partitions: 3, hpa: {enabled: true}}", "minReplicas"},
+		{"HPA scaling to zero", "autoscaling: {minReplicas: 0, hpa: {enabled: true}}", "scale to zero needs KEDA"},
+		{"KEDA idle replicas not below the minimum", "autoscaling: {minReplicas: 1, keda: {enabled: true, idleReplicaCount: 1, prometheus: {serverAddress: http://p:9090}}}", "idleReplicaCount (1) must be below"},
 		{"KEDA without a Prometheus address", "autoscaling: {keda: {enabled: true}}", "serverAddress"},
 		{"KEDA without triggers", "autoscaling: {keda: {enabled: true, prometheus: {enabled: false}}}", "at least one trigger"},
 		{"jetstream without a URL", "config: {source: jetstream}", "config.nats.url"},

@@ -116,6 +116,12 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- if and (or $a.hpa.enabled $a.keda.enabled) (gt (int $a.minReplicas) (int (include "sluice.maxReplicas" .))) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above the effective maxReplicas (%s: maxReplicas capped at autoscaling.partitions)" (int $a.minReplicas) (include "sluice.maxReplicas" .)) }}
 {{- end }}
+{{- if and $a.hpa.enabled (lt (int $a.minReplicas) 1) }}
+{{- fail "autoscaling.minReplicas must be at least 1 with the HPA (scale to zero needs KEDA: autoscaling.keda.idleReplicaCount: 0)" }}
+{{- end }}
+{{- if and $a.keda.enabled (not (kindIs "invalid" $a.keda.idleReplicaCount)) (ge (int $a.keda.idleReplicaCount) (int $a.minReplicas)) }}
+{{- fail (printf "autoscaling.keda.idleReplicaCount (%d) must be below autoscaling.minReplicas (%d): KEDA refuses the ScaledObject otherwise" (int $a.keda.idleReplicaCount) (int $a.minReplicas)) }}
+{{- end }}
 {{- $shutdown := include "sluice.durationSeconds" (list "config.shutdownTimeout" (default "30s" .Values.config.shutdownTimeout)) | float64 }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $shutdown }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than config.shutdownTimeout (%s): the kubelet would kill the pod in the middle of its drain. Raise terminationGracePeriodSeconds to at least %d." (int .Values.terminationGracePeriodSeconds) (toString (default "30s" .Values.config.shutdownTimeout)) (add1 (int (ceil $shutdown)))) }}
