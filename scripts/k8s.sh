@@ -97,12 +97,14 @@ build_k8s() {
 		ld+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	done
 	log "building kube-apiserver and kubectl $K8S_VERSION into $K8S_BIN (the first time takes 10-15 minutes on 2 cores)"
-	mkdir -p "$K8S_BIN.tmp"
+	local tmp
+	mkdir -p "$CACHE" && tmp=$(mktemp -d "$CACHE/build.XXXXXX") || return 1
 	(cd "$ROOT/scripts/k8s" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$ld" \
-		-o "$K8S_BIN.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl) || return 1
+		-o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl) || { rm -rf "$tmp"; return 1; }
+	# Into place only when both are built (a concurrent build may win: fine).
 	mkdir -p "$K8S_BIN"
-	mv "$K8S_BIN.tmp"/kube-apiserver "$K8S_BIN.tmp"/kubectl "$K8S_BIN/"
-	rmdir "$K8S_BIN.tmp"
+	mv "$tmp"/kube-apiserver "$tmp"/kubectl "$K8S_BIN/"
+	rm -rf "$tmp"
 }
 
 HELM_VERSION=
@@ -126,8 +128,8 @@ build_helm() {
 	log "building helm $HELM_VERSION into $HELM"
 	mkdir -p "$(dirname "$HELM")"
 	(cd "$TESTMOD" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$ld" \
-		-o "$HELM.tmp" helm.sh/helm/v3/cmd/helm) || return 1
-	mv "$HELM.tmp" "$HELM"
+		-o "$HELM.$$.tmp" helm.sh/helm/v3/cmd/helm) || { rm -f "$HELM.$$.tmp"; return 1; }
+	mv "$HELM.$$.tmp" "$HELM"
 }
 
 ETCD=
