@@ -57,7 +57,8 @@ type envConfig struct {
 	RetryInitialBackoff time.Duration `env:"RETRY_INITIAL_BACKOFF" envDefault:"100ms" help:"first delay before retrying a failed delivery"`
 	RetryMaxBackoff     time.Duration `env:"RETRY_MAX_BACKOFF" envDefault:"10s" help:"longest delay between delivery attempts"`
 
-	Sink string `env:"SINK" envDefault:"stdout" help:"where messages go: stdout or noop"`
+	Sink    string `env:"SINK" envDefault:"stdout" help:"where messages go: http, postgres, kafka, nats, file, stdout or noop"`
+	SinkEnv        // SLUICE_SINK_*, SLUICE_RETRY_MAX_*, SLUICE_DLQ_*: config_sinks.go
 
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080" help:"address of the metrics, health and drain endpoints"`
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
@@ -197,7 +198,8 @@ func loadConfig(environ []string) (*envConfig, error) {
 		bad(name, "want one of "+strings.Join(allowed, ", "))
 	}
 	oneOf("SOURCE", cfg.Source, "kafka")
-	oneOf("SINK", cfg.Sink, "stdout", "noop")
+	oneOf("SINK", cfg.Sink, sinkKinds...)
+	problems = append(problems, cfg.sinkProblems(vars)...)
 	oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
 	oneOf("KAFKA_SASL_MECHANISM", cfg.KafkaSASLMechanism, "none", "plain", "scram-sha-256", "scram-sha-512")
 	if cfg.KafkaSASLMechanism != "none" && cfg.KafkaSASLMechanism != "" {
@@ -241,8 +243,9 @@ var consumerField = map[string]string{
 	"Ordering": "ORDERING", "Workers": "WORKERS_MAX", "BatchMax": "BATCH_MAX",
 	"CommitInterval": "COMMIT_INTERVAL", "RebalanceTimeout": "REBALANCE_TIMEOUT",
 	"ShutdownTimeout": "SHUTDOWN_TIMEOUT", "RetryInitialBackoff": "RETRY_INITIAL_BACKOFF",
-	"RetryMaxBackoff": "RETRY_MAX_BACKOFF",
-	"Kafka.Brokers":   "KAFKA_BROKERS", "Kafka.Topics": "KAFKA_TOPICS",
+	"RetryMaxBackoff": "RETRY_MAX_BACKOFF", "RetryMaxAttempts": "RETRY_MAX_ATTEMPTS",
+	"RetryMaxElapsed": "RETRY_MAX_ELAPSED", "DeadLetterPolicy": "DLQ_POLICY",
+	"Kafka.Brokers": "KAFKA_BROKERS", "Kafka.Topics": "KAFKA_TOPICS",
 	"Kafka.StartOffset": "KAFKA_START_OFFSET", "Kafka.FetchMaxWait": "KAFKA_FETCH_MAX_WAIT",
 	"Kafka.FetchMaxBytes": "KAFKA_FETCH_MAX_BYTES",
 }
@@ -275,6 +278,7 @@ func (c *envConfig) consumerConfig() (consumer.Config, error) {
 		CommitInterval: c.CommitInterval, RebalanceTimeout: c.RebalanceTimeout,
 		ShutdownTimeout:     c.ShutdownTimeout,
 		RetryInitialBackoff: c.RetryInitialBackoff, RetryMaxBackoff: c.RetryMaxBackoff,
+		RetryMaxAttempts: c.RetryMaxAttempts, RetryMaxElapsed: c.RetryMaxElapsed, DeadLetterPolicy: consumer.DeadLetterPolicy(c.DLQPolicy),
 		Kafka: consumer.KafkaConfig{
 			Brokers: c.KafkaBrokers, Topics: c.KafkaTopics, Group: c.KafkaGroup,
 			ClientID: c.KafkaClientID, StartOffset: c.KafkaStartOffset,

@@ -34,7 +34,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	sink, err := newSink(cfg, stdout)
+	sink, dlq, err := newSink(ctx, cfg, stdout, reg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
@@ -44,7 +44,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
-	c, err := consumer.New(ccfg, sink, consumer.WithLogger(log), consumer.WithRegisterer(reg))
+	c, err := consumer.New(ccfg, sink, consumer.WithLogger(log), consumer.WithRegisterer(reg), consumer.WithDeadLetter(dlq))
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
@@ -77,6 +77,9 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	if closer, ok := sink.(interface{ Close(context.Context) error }); ok {
 		_ = closer.Close(sctx)
 	}
+	if dlq != nil {
+		_ = sinks.Close(sctx, dlq)
+	}
 	if runErr != nil {
 		log.Error("exiting", "error", runErr)
 		return 1
@@ -90,14 +93,12 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-func newSink(cfg *envConfig, stdout io.Writer) (consumer.Sink, error) {
-	switch cfg.Sink {
-	case "stdout":
-		return sinks.NewStdout(stdout), nil
-	case "noop":
-		return sinks.Noop{}, nil
-	}
-	return nil, fmt.Errorf("unknown sink %q", cfg.Sink)
+// newSink builds the sink SLUICE_SINK names (instrumented, behind a circuit
+// breaker; noop bare) and the dead-letter destination, nil when none is
+// configured (see config_sinks.go). The caller closes both after the
+// consumer has stopped.
+func newSink(ctx context.Context, cfg *envConfig, stdout io.Writer, reg prometheus.Registerer, log *slog.Logger) (sink, dlq consumer.Sink, err error) {
+	return cfg.buildSinks(ctx, stdout, reg, log)
 }
 
 // newMux serves the metrics, probes, the flow-state debug view and drain.
