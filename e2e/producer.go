@@ -29,6 +29,7 @@ type Producer struct {
 	ack                 map[PO]string
 	firstErr            error
 	done                chan struct{}
+	abort               context.CancelFunc
 }
 
 // Value is the value the producer gives record seq of topic.
@@ -47,7 +48,8 @@ func StartProducer(ctx context.Context, b Broker, topic string, n, rate int) (*P
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{cl: cl, topic: topic, n: n, rate: rate, ack: make(map[PO]string, n), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Producer{cl: cl, topic: topic, n: n, rate: rate, ack: make(map[PO]string, n), done: make(chan struct{}), abort: cancel}
 	go p.run(ctx)
 	return p, nil
 }
@@ -85,10 +87,14 @@ func (p *Producer) run(ctx context.Context) {
 			p.mu.Unlock()
 		})
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	fctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	_ = p.cl.Flush(fctx)
+	p.abort()
 }
+
+// Abort stops producing and gives up on records not yet acknowledged.
+func (p *Producer) Abort() { p.abort() }
 
 // Acked is how many records the broker acknowledged so far.
 func (p *Producer) Acked() int64 { return p.acked.Load() }

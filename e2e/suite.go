@@ -165,6 +165,9 @@ func (s *Suite) RunOne(ctx context.Context, sc Scenario) Result {
 	}
 	s.killAll()
 	if r.prod != nil {
+		if err != nil {
+			r.prod.Abort() // the scenario failed: do not wait out delivery timeouts
+		}
 		<-r.prod.Done()
 	}
 	if err == nil && r.prod != nil {
