@@ -23,6 +23,12 @@ const (
 // Sources.
 const (
 	SourceKafka = "kafka"
+	// SourceJetStream is a NATS JetStream durable pull consumer: at least
+	// once, with pulls sized from the window (see NATSConfig).
+	SourceJetStream = "jetstream"
+	// SourceNATS is a core NATS queue subscription: at most once; it cannot
+	// pause, only drop (see NATSConfig).
+	SourceNATS = "nats"
 )
 
 // Config is the pipeline's configuration, common to every source. The zero
@@ -83,6 +89,8 @@ type Config struct {
 
 	// Kafka configures the Kafka source.
 	Kafka KafkaConfig
+	// NATS configures the jetstream and nats sources.
+	NATS NATSConfig
 }
 
 // ErrInvalidConfig wraps every configuration error.
@@ -140,6 +148,9 @@ func (c *Config) setDefaults() {
 	if c.Source == SourceKafka {
 		c.Kafka.setDefaults(c)
 	}
+	if c.Source == SourceJetStream || c.Source == SourceNATS {
+		c.NATS.setDefaults(c)
+	}
 }
 
 // Validate fills in defaults and reports every invalid field at once.
@@ -190,6 +201,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateFailure()...)
 	if c.Source == SourceKafka {
 		errs = append(errs, c.Kafka.validate()...)
+	}
+	if c.Source == SourceJetStream || c.Source == SourceNATS {
+		errs = append(errs, c.NATS.validate(c.Source)...)
 	}
 	return errors.Join(errs...)
 }

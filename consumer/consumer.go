@@ -22,6 +22,7 @@ type Consumer struct {
 	cfg  Config
 	log  *slog.Logger
 	met  *metrics
+	reg  prometheus.Registerer // sources register their own metrics here
 	win  *Window
 	pipe *pipeline
 	src  source
@@ -63,8 +64,12 @@ func newSource(c *Consumer) (source, error) {
 	switch c.cfg.Source {
 	case SourceKafka:
 		return newKafkaSource(c)
+	case SourceJetStream:
+		return newJetStreamSource(c)
+	case SourceNATS:
+		return newCoreNATSSource(c)
 	}
-	return nil, &FieldError{Field: "Source", Value: c.cfg.Source, Want: "want kafka"}
+	return nil, &FieldError{Field: "Source", Value: c.cfg.Source, Want: "want kafka, jetstream or nats"}
 }
 
 // Option configures a Consumer's collaborators.
@@ -99,6 +104,7 @@ func New(cfg Config, sink Sink, opts ...Option) (*Consumer, error) {
 		cfg:     cfg,
 		log:     o.log,
 		met:     newMetrics(o.reg),
+		reg:     o.reg,
 		win:     NewWindow(cfg.MaxRecords, cfg.MaxBytes, cfg.HighWater, cfg.LowWater),
 		sink:    sink,
 		drainCh: make(chan struct{}),

@@ -1,0 +1,732 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// jsSource consumes a JetStream durable pull consumer.
+//
+// Flow control. There is at most one pull request outstanding, and it asks
+// for no more than the window has room for, in records and in bytes (and
+// no more than MaxAckPending leaves room for): a pull is sized from the
+// free room, not a fixed prefetch. Everything a pull brings therefore fits,
+// and is admitted as it arrives; nothing waits in the client. Pausing (at
+// the window's high-water mark, until its low-water mark) means sending no
+// pull, so the client buffer is empty while paused and no message runs out
+// its AckWait there. One pull at a time also keeps the stream's order: the
+// server splits concurrent pulls round-robin, which would interleave keys.
+//
+// Acks. A message is acked (or termed, when the pipeline dead-lettered or
+// dropped it) in onDone, right after the sink delivered it, and its place
+// in the window is released there, once the ack is sent: the window counts
+// exactly the messages this process holds unacked. The tracker is not used
+// (pipeline.untracked): acks are per message, so a slow message does not
+// hold back the acks, or the window places, of the messages behind it.
+//
+// AckWait. Every message held (queued in a lane, inside the sink, or
+// waiting for a retry) is on a list ordered by when the server last heard
+// of it. Every AckWait/5 the messages older than AckWait/2 get InProgress,
+// which restarts their AckWait, so a slow sink or a full window does not
+// turn into redeliveries and duplicates.
+//
+// Failures. A failure that counts against the message is handed back to
+// the server with NakWithDelay (the failure policy's backoff) when ordering
+// is none: the worker moves on and the server redelivers, perhaps to
+// another replica. With key or partition ordering the retry stays in place
+// (a redelivery would come after later messages of the same key). Either
+// way the attempts continue across redeliveries (Message.Attempt starts from
+// the server's delivery count), and after the last one the message is
+// dead-lettered and termed. Failures of the destination itself
+// (Unavailable, RetryAfter) always wait in place: they are not the
+// message's fault and must not use up its deliveries.
+type jsSource struct {
+	c    *Consumer
+	cfg  *NATSConfig
+	conn *natsConn
+	tp   topicPartition
+	part *partition
+
+	cons          jetstream.Consumer // set by start
+	ackWait       time.Duration      // the consumer's, set by start
+	maxAckPending atomic.Int64
+	maxPayload    int64
+	paused        atomic.Bool
+
+	held   heldList
+	origin time.Time // of heldList times (monotonic)
+	buf    []jetstream.Msg
+
+	numPending, numAckPending, numRedelivered atomic.Int64
+
+	met jsMetrics
+
+	stopLoops context.CancelFunc
+	loops     sync.WaitGroup
+}
+
+type jsMetrics struct {
+	pulls       prometheus.Counter
+	pullRecords prometheus.Histogram
+	acks        prometheus.Counter
+	terms       prometheus.Counter
+	naks        prometheus.Counter
+	inProgress  prometheus.Counter
+	abandoned   prometheus.Counter
+	ackErrors   prometheus.Counter
+}
+
+func newJetStreamSource(c *Consumer) (*jsSource, error) {
+	cfg := &c.cfg.NATS
+	s := &jsSource{
+		c:    c,
+		cfg:  cfg,
+		conn: newNATSConn(cfg, c.log),
+		tp:   topicPartition{topic: cfg.Stream},
+	}
+	s.held.init()
+	s.maxAckPending.Store(int64(cfg.MaxAckPending))
+	c.pipe.untracked = true
+	c.pipe.onDone = s.onDone
+	c.pipe.settle = s.settle
+	s.register(c.reg)
+	return s, nil
+}
+
+func (s *jsSource) register(reg prometheus.Registerer) {
+	f := promauto.With(reg)
+	s.conn.register(reg)
+	acks := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_nats_acks_total",
+		Help: "JetStream acknowledgements sent, by kind: ack (delivered), term (dead-lettered or dropped), nak (handed back for a later retry), in_progress (AckWait extended), abandoned (nak at shutdown of a message not delivered).",
+	}, []string{"kind"})
+	s.met = jsMetrics{
+		pulls: f.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_nats_pulls_total",
+			Help: "JetStream pull requests sent.",
+		}),
+		pullRecords: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_nats_pull_records",
+			Help:    "Records asked for per pull request: the window's free room, capped by MaxAckPending and the pull limit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 17),
+		}),
+		acks:       acks.WithLabelValues("ack"),
+		terms:      acks.WithLabelValues("term"),
+		naks:       acks.WithLabelValues("nak"),
+		inProgress: acks.WithLabelValues("in_progress"),
+		abandoned:  acks.WithLabelValues("abandoned"),
+		ackErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_nats_ack_errors_total",
+			Help: "Acks, naks, terms and InProgress that could not be sent (the server redelivers those messages after AckWait).",
+		}),
+	}
+	gauge := func(name, help string, v *atomic.Int64) {
+		f.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	gauge("sluice_nats_consumer_pending_records", "Messages of the stream the consumer has not delivered yet (num_pending).", &s.numPending)
+	gauge("sluice_nats_consumer_ack_pending_records", "Messages delivered to any replica and not acked yet (num_ack_pending).", &s.numAckPending)
+	gauge("sluice_nats_consumer_redelivered_records", "Messages delivered more than once and not acked yet (num_redelivered).", &s.numRedelivered)
+	gauge("sluice_nats_consumer_max_ack_pending", "The consumer's MaxAckPending: the most messages out unacked, all replicas together.", &s.maxAckPending)
+}
+
+// start connects, creates or binds the consumer, and starts the loops that
+// keep held messages alive and read the consumer's state. close stops them.
+func (s *jsSource) start() error {
+	if err := s.conn.dial(); err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.conn.nc.Close()
+		}
+	}()
+	js, err := jetstream.New(s.conn.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.cfg.ConnectTimeout, 10*time.Second))
+	defer cancel()
+	cons, err := s.consumer(ctx, js)
+	if err != nil {
+		return err
+	}
+	info := cons.CachedInfo()
+	if info.Config.AckPolicy != jetstream.AckExplicitPolicy {
+		return fmt.Errorf("jetstream: consumer %q on stream %q has ack policy %s: sluice needs explicit acks",
+			s.cfg.Consumer, s.cfg.Stream, info.Config.AckPolicy)
+	}
+	if info.Config.DeliverSubject != "" {
+		return fmt.Errorf("jetstream: consumer %q on stream %q is a push consumer: sluice needs a pull consumer",
+			s.cfg.Consumer, s.cfg.Stream)
+	}
+	s.cons = cons
+	s.ackWait = info.Config.AckWait
+	if s.ackWait <= 0 {
+		s.ackWait = 30 * time.Second // the server's default
+	}
+	mp := int64(info.Config.MaxAckPending)
+	if mp <= 0 {
+		mp = int64(s.c.cfg.MaxRecords) // -1: unlimited; the window bounds it
+	}
+	s.maxAckPending.Store(mp)
+	s.maxPayload = s.conn.nc.MaxPayload()
+	s.origin = time.Now()
+	s.c.assigned([]topicPartition{s.tp})
+	s.part = s.c.pipe.partition(s.tp)
+	s.setInfo(info)
+	if mp < int64(s.c.cfg.MaxRecords) {
+		s.c.log.Info("MaxAckPending is below the window: at most that many messages are in flight",
+			"reason", "max_ack_pending", "max_ack_pending", mp, "window_records", s.c.cfg.MaxRecords)
+	}
+	s.c.log.Info("jetstream consumer ready", "reason", "started", "stream", s.cfg.Stream,
+		"consumer", s.cfg.Consumer, "bound", s.cfg.Bind, "ack_wait", s.ackWait, "max_ack_pending", mp,
+		"num_pending", info.NumPending, "num_ack_pending", info.NumAckPending)
+
+	lctx, stop := context.WithCancel(context.Background())
+	s.stopLoops = stop
+	s.loops.Go(func() { s.keepAlive(lctx) })
+	s.loops.Go(func() { s.readInfo(lctx) })
+	ok = true
+	return nil
+}
+
+// consumer binds the durable consumer, or creates it (or updates it to this
+// configuration).
+func (s *jsSource) consumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	cfg := s.cfg
+	var cons jetstream.Consumer
+	var err error
+	if cfg.Bind {
+		cons, err = js.Consumer(ctx, cfg.Stream, cfg.Consumer)
+	} else {
+		cc := jetstream.ConsumerConfig{
+			Durable:       cfg.Consumer,
+			Description:   "sluice",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			MaxAckPending: cfg.MaxAckPending,
+			// Attempts are bounded by the failure policy, which
+			// dead-letters and terms the message after the last one; a
+			// server-side MaxDeliver would drop it silently instead.
+			MaxDeliver: -1,
+		}
+		if cfg.Deliver == "new" {
+			cc.DeliverPolicy = jetstream.DeliverNewPolicy
+		}
+		if len(cfg.Subjects) == 1 {
+			cc.FilterSubject = cfg.Subjects[0]
+		} else {
+			cc.FilterSubjects = cfg.Subjects
+		}
+		cons, err = js.CreateOrUpdateConsumer(ctx, cfg.Stream, cc)
+	}
+	switch {
+	case err == nil:
+		return cons, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("jetstream: stream %q not found: create it first, or fix the stream name: %w", cfg.Stream, err)
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("jetstream: consumer %q not found on stream %q: binding needs an existing consumer: %w",
+			cfg.Consumer, cfg.Stream, err)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return nil, fmt.Errorf("jetstream: not enabled on the server or for this account: %w", err)
+	}
+	verb := "create or update"
+	if cfg.Bind {
+		verb = "bind"
+	}
+	return nil, fmt.Errorf("jetstream: %s consumer %q on stream %q: %w", verb, cfg.Consumer, cfg.Stream, err)
+}
+
+// run pulls while the window has room, one pull at a time, and admits what
+// arrives. It returns nil when ctx ends, and an error when the consumer is
+// gone or the connection closed for good.
+func (s *jsSource) run(ctx context.Context) error {
+	c := s.c
+	failing := false
+	retry := backoff{initial: 100 * time.Millisecond, max: 5 * time.Second}
+	attempt := 0
+	for ctx.Err() == nil {
+		select {
+		case <-s.conn.closed:
+			return s.conn.closedErr()
+		default:
+		}
+		changed := c.win.Changed()
+		c.evaluateFlow()
+		n, maxBytes := s.pullSize()
+		if n == 0 {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			case <-s.conn.closed:
+			}
+			continue
+		}
+		err := s.pull(ctx, n, maxBytes)
+		switch {
+		case err == nil:
+			if failing {
+				failing, attempt = false, 0
+				c.log.Info("jetstream pulls recovered", "reason", "pull_ok")
+			}
+			continue
+		case errors.Is(err, jetstream.ErrConsumerDeleted):
+			return fmt.Errorf("jetstream: consumer %q on stream %q was deleted: %w", s.cfg.Consumer, s.cfg.Stream, err)
+		case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrConnectionClosed):
+			continue // the closed check above returns why
+		}
+		if !failing {
+			failing = true
+			c.log.Warn("jetstream pull failed; retrying", "reason", "pull_error", "error", err)
+		}
+		attempt++
+		if !sleep(ctx, retry.next(attempt)) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// pullSize is how many records, and bytes, the next pull may ask for: the
+// window's free room, within MaxAckPending and the pull limit. It is 0
+// while paused, and while the room is too small to be worth a request.
+func (s *jsSource) pullSize() (int, int64) {
+	if s.paused.Load() {
+		return 0, 0
+	}
+	w := s.c.win
+	recs := w.Records()
+	limit := min(w.MaxRecords(), int64(s.cfg.PullMaxRecords), s.maxAckPending.Load())
+	n := min(w.MaxRecords()-recs, int64(s.cfg.PullMaxRecords), s.maxAckPending.Load()-recs)
+	if n <= 0 || (recs > 0 && n < max(1, limit/8)) {
+		return 0, 0
+	}
+	free := w.MaxBytes() - w.Bytes()
+	if recs == 0 {
+		// An empty window takes one message larger than the budget, so
+		// that it still makes progress (alone, as the window allows).
+		free = max(free, s.maxPayload+64<<10)
+	}
+	if free <= 0 {
+		return 0, 0
+	}
+	return int(n), free
+}
+
+// pull sends one pull request for n messages and maxBytes, and admits the
+// messages as they arrive. It returns when the request is complete: n
+// messages or maxBytes arrived, or PullMaxWait passed, or ctx ended.
+func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.PullMaxWait)
+	defer cancel()
+	opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
+	if maxBytes > 0 && maxBytes < 1<<31 {
+		opts = append(opts, jetstream.FetchMaxBytes(int(maxBytes)))
+	}
+	batch, err := s.cons.Fetch(n, opts...)
+	if err != nil {
+		return err
+	}
+	s.met.pulls.Inc()
+	s.met.pullRecords.Observe(float64(n))
+	s.read(ctx, batch.Messages())
+	err = batch.Error()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, nats.ErrTimeout) {
+		return nil
+	}
+	return err
+}
+
+// read admits the messages of one pull in batches of what has arrived. If
+// ctx ends (shutdown) it stops admitting and hands the rest straight back
+// to the server.
+func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg) {
+	batchMax := s.c.cfg.BatchMax
+	for {
+		jm, ok := <-ch
+		if !ok {
+			return
+		}
+		buf := append(s.buf[:0], jm)
+		open := true
+	more:
+		for len(buf) < batchMax {
+			select {
+			case jm, ok := <-ch:
+				if !ok {
+					open = false
+					break more
+				}
+				buf = append(buf, jm)
+			default:
+				break more
+			}
+		}
+		if ctx.Err() != nil {
+			for open {
+				if jm, ok = <-ch; ok {
+					buf = append(buf, jm)
+				} else {
+					open = false
+				}
+			}
+			s.handBack(buf, s.met.abandoned)
+			clear(buf)
+			s.buf = buf[:0]
+			return
+		}
+		s.admit(buf)
+		clear(buf)
+		s.buf = buf[:0]
+		if !open {
+			return
+		}
+	}
+}
+
+// jsHandle is what the pipeline carries for one JetStream message (as
+// Message.ack): the message to ack, and its place on the held list.
+type jsHandle struct {
+	msg        jetstream.Msg
+	prev, next *jsHandle // held list; guarded by heldList.mu
+	touched    int64     // when the server last heard of it; guarded by heldList.mu
+	nakd       bool      // handed back with NakWithDelay: onDone does not ack it
+}
+
+// admit converts messages into the pipeline's, holds them (for InProgress)
+// and admits them. They fit in the window: the pull was sized to.
+func (s *jsSource) admit(buf []jetstream.Msg) {
+	c := s.c
+	n := len(buf)
+	msgs := make([]Message, n)
+	hs := make([]jsHandle, n)
+	ptrs := make([]*Message, n)
+	var bytes, largest int64
+	for i, jm := range buf {
+		m, h := &msgs[i], &hs[i]
+		h.msg = jm
+		m.ack = h
+		m.Source = SourceJetStream
+		m.Topic = jm.Subject()
+		m.Value = jm.Data()
+		if meta, err := jm.Metadata(); err == nil {
+			m.Offset = int64(meta.Sequence.Stream)
+			m.Time = meta.Timestamp
+			// deliverOne adds this delivery: Attempt then is the
+			// server's delivery count.
+			m.Attempt = int(meta.NumDelivered) - 1
+		}
+		hb := setHeaders(m, jm.Headers())
+		m.Key = natsKey(m, s.cfg.KeyHeader)
+		m.size = int64(len(m.Topic)+len(m.Value)) + hb
+		bytes += m.size
+		largest = max(largest, m.size)
+		ptrs[i] = m
+	}
+	s.held.add(hs, s.now())
+	c.win.SawRecord(largest)
+	c.win.Add(n, bytes)
+	c.met.fetchedBytes.Add(float64(bytes))
+	c.pipe.admit(s.part, ptrs, -1)
+}
+
+// onDone acks (or terms) each message the pipeline is done with, then
+// gives its place in the window back: the window counts a message until
+// its ack is sent. Called by the workers, without the pipeline's lock.
+func (s *jsSource) onDone(batch []*Message) {
+	var bytes int64
+	var acked, termed, failed int
+	for _, m := range batch {
+		bytes += m.size
+		h := m.ack.(*jsHandle)
+		if h.nakd {
+			continue
+		}
+		var err error
+		switch {
+		case m.gaveUp != "":
+			err = h.msg.TermWithReason("sluice: " + m.gaveUp)
+			termed++
+		case s.cfg.DoubleAck:
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConnectTimeout)
+			err = h.msg.DoubleAck(ctx)
+			cancel()
+			acked++
+		default:
+			err = h.msg.Ack()
+			acked++
+		}
+		if err != nil {
+			failed++
+			s.c.log.Debug("jetstream ack failed; the server will redeliver after AckWait",
+				"subject", m.Topic, "stream_seq", m.Offset, "error", err)
+		}
+	}
+	s.held.remove(batch)
+	s.c.win.Release(len(batch), bytes)
+	s.met.acks.Add(float64(acked))
+	if termed > 0 {
+		s.met.terms.Add(float64(termed))
+	}
+	if failed > 0 {
+		s.met.ackErrors.Add(float64(failed))
+	}
+}
+
+// settle hands a failed message back to the server with NakWithDelay when
+// ordering allows it (see jsSource): the worker is free at once and the
+// server redelivers after the backoff. It reports whether it did.
+func (s *jsSource) settle(m *Message, d decision) bool {
+	if !d.charged || s.c.cfg.Ordering != OrderNone {
+		return false
+	}
+	h := m.ack.(*jsHandle)
+	if err := h.msg.NakWithDelay(d.delay); err != nil {
+		s.met.ackErrors.Inc()
+		return false // retry in place instead
+	}
+	h.nakd = true
+	s.met.naks.Inc()
+	s.c.log.Debug("delivery failed; handed back to the server for a later retry",
+		"subject", m.Topic, "stream_seq", m.Offset, "attempt", m.Attempt, "retry_in", d.delay)
+	return true
+}
+
+func (s *jsSource) now() int64 { return int64(time.Since(s.origin)) }
+
+// keepAlive sends InProgress for every held message the server has not
+// heard of for half its AckWait, so that it does not redeliver messages
+// that are only waiting (for a worker, a slow sink, a retry).
+func (s *jsSource) keepAlive(ctx context.Context) {
+	t := time.NewTicker(max(s.ackWait/5, 10*time.Millisecond))
+	defer t.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		due = s.held.due(now-int64(s.ackWait/2), now, due[:0])
+		sent, failed := 0, 0
+		for _, jm := range due {
+			switch err := jm.InProgress(); {
+			case err == nil:
+				sent++
+			case !errors.Is(err, jetstream.ErrMsgAlreadyAckd):
+				failed++
+			}
+		}
+		clear(due)
+		s.met.inProgress.Add(float64(sent))
+		if failed > 0 {
+			s.met.ackErrors.Add(float64(failed))
+		}
+	}
+}
+
+// readInfo reads the consumer's state every InfoInterval, for the lag and
+// the metrics.
+func (s *jsSource) readInfo(ctx context.Context) {
+	t := time.NewTicker(s.cfg.InfoInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ictx, cancel := context.WithTimeout(ctx, s.cfg.InfoInterval)
+		info, err := s.cons.Info(ictx)
+		cancel()
+		if err != nil {
+			s.c.log.Debug("jetstream consumer info failed", "error", err)
+			continue
+		}
+		s.setInfo(info)
+	}
+}
+
+// setInfo records the consumer's state. The lag is num_pending +
+// num_ack_pending: what the stream holds for this consumer that is not
+// acked yet. It reaches Stats().Lag (and so the pod scale signal) through
+// the partition: its committed offset is the ack floor and its high
+// watermark the floor plus the lag.
+func (s *jsSource) setInfo(info *jetstream.ConsumerInfo) {
+	s.numPending.Store(int64(info.NumPending))
+	s.numAckPending.Store(int64(info.NumAckPending))
+	s.numRedelivered.Store(int64(info.NumRedelivered))
+	if mp := int64(info.Config.MaxAckPending); mp > 0 {
+		s.maxAckPending.Store(mp)
+	}
+	p := s.c.pipe
+	p.mu.Lock()
+	if s.part != nil && !s.part.gone {
+		floor := int64(info.AckFloor.Stream)
+		s.part.committed = floor
+		s.part.hwm = floor + int64(info.NumPending) + int64(info.NumAckPending)
+	}
+	p.mu.Unlock()
+}
+
+func (s *jsSource) commit(context.Context, []commitPoint) ([]commitPoint, error) {
+	return nil, nil // untracked: acks are sent per message, in onDone
+}
+
+// pause and resume apply to the one partition: the run loop sends no pull
+// while paused.
+func (s *jsSource) pause([]*partition)  { s.paused.Store(true) }
+func (s *jsSource) resume([]*partition) { s.paused.Store(false) }
+
+// close stops the background loops, hands the messages still held back to
+// the server (they were not delivered: the shutdown gave up on them) so
+// that they are redelivered now rather than after AckWait, and drains the
+// connection, which sends the acks still buffered.
+func (s *jsSource) close() {
+	s.stopLoops()
+	s.loops.Wait()
+	s.handBack(s.held.takeAll(), s.met.abandoned)
+	s.conn.drain(s.cfg.DrainTimeout)
+}
+
+// handBack naks messages without delay and counts them in kind.
+func (s *jsSource) handBack(msgs []jetstream.Msg, kind prometheus.Counter) {
+	failed := 0
+	for _, jm := range msgs {
+		if err := jm.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			failed++
+		}
+	}
+	kind.Add(float64(len(msgs) - failed))
+	if failed > 0 {
+		s.met.ackErrors.Add(float64(failed))
+	}
+}
+
+// heldList holds the messages this process has not acked yet, least
+// recently touched first, for keepAlive. A doubly linked list through the
+// handles, so that adding and removing a batch is one lock and O(batch).
+type heldList struct {
+	mu   sync.Mutex
+	root jsHandle // root.next is the oldest, root.prev the newest
+	n    int
+}
+
+func (l *heldList) init() { l.root.next, l.root.prev = &l.root, &l.root }
+
+func (l *heldList) pushLocked(h *jsHandle) {
+	h.prev, h.next = l.root.prev, &l.root
+	l.root.prev.next = h
+	l.root.prev = h
+	l.n++
+}
+
+func (l *heldList) unlinkLocked(h *jsHandle) {
+	if h.next == nil {
+		return // not on the list
+	}
+	h.prev.next, h.next.prev = h.next, h.prev
+	h.prev, h.next = nil, nil
+	l.n--
+}
+
+func (l *heldList) add(hs []jsHandle, now int64) {
+	l.mu.Lock()
+	for i := range hs {
+		hs[i].touched = now
+		l.pushLocked(&hs[i])
+	}
+	l.mu.Unlock()
+}
+
+func (l *heldList) remove(batch []*Message) {
+	l.mu.Lock()
+	for _, m := range batch {
+		l.unlinkLocked(m.ack.(*jsHandle))
+	}
+	l.mu.Unlock()
+}
+
+// due moves the messages touched at or before cutoff to the back, as
+// touched now, and appends them to out.
+func (l *heldList) due(cutoff, now int64, out []jetstream.Msg) []jetstream.Msg {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for h := l.root.next; h != &l.root && h.touched <= cutoff; h = l.root.next {
+		l.unlinkLocked(h)
+		h.touched = now
+		l.pushLocked(h)
+		out = append(out, h.msg)
+	}
+	return out
+}
+
+// takeAll empties the list and returns its messages.
+func (l *heldList) takeAll() []jetstream.Msg {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]jetstream.Msg, 0, l.n)
+	for h := l.root.next; h != &l.root; h = l.root.next {
+		l.unlinkLocked(h)
+		out = append(out, h.msg)
+	}
+	return out
+}
+
+func (l *heldList) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// setHeaders copies NATS headers onto m, sorted by name (a NATS header is a
+// map: it has no order), and returns their size in bytes.
+func setHeaders(m *Message, h nats.Header) int64 {
+	if len(h) == 0 {
+		return 0
+	}
+	keys := make([]string, 0, len(h))
+	n := 0
+	for k, vs := range h {
+		keys = append(keys, k)
+		n += len(vs)
+	}
+	slices.Sort(keys)
+	m.Headers = make([]Header, 0, n)
+	var size int64
+	for _, k := range keys {
+		for _, v := range h[k] {
+			m.Headers = append(m.Headers, Header{Key: k, Value: []byte(v)})
+			size += int64(len(k) + len(v))
+		}
+	}
+	return size
+}
+
+// natsKey is a NATS message's ordering key: the subject, or the value of
+// keyHeader when it is set (none when the message lacks the header).
+func natsKey(m *Message, keyHeader string) []byte {
+	if keyHeader == "" {
+		return []byte(m.Topic)
+	}
+	for _, h := range m.Headers {
+		if h.Key == keyHeader {
+			return h.Value
+		}
+	}
+	return nil
+}

@@ -1,0 +1,528 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/consumer"
+)
+
+// seqLedger is a sink that records every delivery by stream sequence.
+type seqLedger struct {
+	mu       sync.Mutex
+	seen     map[int64]int   // stream sequence -> deliveries
+	attempts map[int64][]int // stream sequence -> Message.Attempt of each delivery
+	bySubj   map[string][]int64
+	notify   chan struct{}
+	deliver  func(ctx context.Context, m *consumer.Message) error // optional, before recording
+}
+
+func newSeqLedger() *seqLedger {
+	return &seqLedger{seen: map[int64]int{}, attempts: map[int64][]int{}, bySubj: map[string][]int64{},
+		notify: make(chan struct{}, 1)}
+}
+
+func (l *seqLedger) Deliver(ctx context.Context, m *consumer.Message) error {
+	if l.deliver != nil {
+		if err := l.deliver(ctx, m); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.seen[m.Offset]++
+	l.attempts[m.Offset] = append(l.attempts[m.Offset], m.Attempt)
+	l.bySubj[m.Topic] = append(l.bySubj[m.Topic], m.Offset)
+	l.mu.Unlock()
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (l *seqLedger) distinct() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.seen)
+}
+
+// waitFor blocks until cond (checked under the lock) holds, or fails the
+// test after timeout.
+func (l *seqLedger) waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		ok := cond()
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-l.notify:
+		case <-deadline:
+			l.mu.Lock()
+			n := len(l.seen)
+			l.mu.Unlock()
+			t.Fatalf("timed out waiting for %s (%d distinct messages delivered)", what, n)
+		}
+	}
+}
+
+func (l *seqLedger) waitDistinct(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	l.waitFor(t, fmt.Sprintf("%d distinct messages", n), timeout, func() bool { return len(l.seen) >= n })
+}
+
+// checkExactlyOnce fails unless sequences 1..n were each delivered once.
+func (l *seqLedger) checkExactlyOnce(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	missing, dups := 0, 0
+	for seq := int64(1); seq <= int64(n); seq++ {
+		switch c := l.seen[seq]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	if missing > 0 || dups > 0 || len(l.seen) != n {
+		t.Errorf("%d missing, %d duplicates, %d distinct of %d", missing, dups, len(l.seen), n)
+	}
+}
+
+// publish publishes n messages round-robin over subjects and waits for the
+// stream to store them.
+func publish(t *testing.T, js jetstream.JetStream, subjects []string, n, size int, hdr func(i int) nats.Header) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range n {
+		data := make([]byte, size)
+		copy(data, strconv.Itoa(i))
+		msg := &nats.Msg{Subject: subjects[i%len(subjects)], Data: data}
+		if hdr != nil {
+			msg.Header = hdr(i)
+		}
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatal("publishing timed out")
+	}
+}
+
+func jsConfig(url, stream string) consumer.Config {
+	return consumer.Config{
+		Source:  consumer.SourceJetStream,
+		Workers: 4,
+		NATS: consumer.NATSConfig{
+			URL: url, Stream: stream, PullMaxWait: time.Second, InfoInterval: 100 * time.Millisecond,
+			ReconnectWait: 20 * time.Millisecond, ReconnectMaxWait: 200 * time.Millisecond,
+		},
+	}
+}
+
+func createStream(t *testing.T, js jetstream.JetStream, name string, subjects ...string) {
+	t.Helper()
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func consumerInfo(t *testing.T, js jetstream.JetStream, stream, name string) *jetstream.ConsumerInfo {
+	t.Helper()
+	cons, err := js.Consumer(context.Background(), stream, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func TestJetStreamCleanRunDeliversEachMessageOnce(t *testing.T) {
+	for _, ord := range []consumer.Ordering{consumer.OrderKey, consumer.OrderPartition, consumer.OrderNone} {
+		t.Run(string(ord), func(t *testing.T) {
+			const n = 5000
+			ns := startNATS(t)
+			_, js := ns.client()
+			createStream(t, js, "CLEAN", "clean.>")
+			subjects := []string{"clean.a", "clean.b", "clean.c", "clean.d", "clean.e"}
+			publish(t, js, subjects, n, 100, nil)
+
+			sink := newSeqLedger()
+			cfg := jsConfig(ns.URL, "CLEAN")
+			cfg.Ordering = ord
+			cfg.MaxRecords = 1000 // several pulls
+			reg := prometheus.NewRegistry()
+			c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()), consumer.WithRegisterer(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runNATS(t, c)
+			sink.waitDistinct(t, n, time.Minute)
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			sink.checkExactlyOnce(t, n)
+			if ord != consumer.OrderNone {
+				for subj, seqs := range sink.bySubj {
+					for i := 1; i < len(seqs); i++ {
+						if seqs[i] <= seqs[i-1] {
+							t.Fatalf("subject %s delivered out of order: %v", subj, seqs[i-1:i+1])
+						}
+					}
+				}
+			}
+			for seq, as := range sink.attempts {
+				if len(as) != 1 || as[0] != 1 {
+					t.Fatalf("seq %d delivered with attempts %v, want [1]", seq, as)
+				}
+			}
+			info := consumerInfo(t, js, "CLEAN", "sluice")
+			if info.NumAckPending != 0 || info.NumPending != 0 || info.AckFloor.Stream != n || info.NumRedelivered != 0 {
+				t.Errorf("after a clean stop: ack pending %d, pending %d, ack floor %d, redelivered %d",
+					info.NumAckPending, info.NumPending, info.AckFloor.Stream, info.NumRedelivered)
+			}
+			if w := c.Window(); w.Records() != 0 || w.Bytes() != 0 || w.PeakRecords() > w.MaxRecords() {
+				t.Errorf("window: %d records, %d bytes after the stop; peak %d of %d", w.Records(), w.Bytes(),
+					w.PeakRecords(), w.MaxRecords())
+			}
+			if acks := metric(t, reg, "sluice_nats_acks_total"); acks != n {
+				t.Errorf("sluice_nats_acks_total = %v, want %d", acks, n)
+			}
+		})
+	}
+}
+
+// A slow sink with a short AckWait: the window fills, pulls stop and then
+// shrink to the room there is, and InProgress keeps every held message
+// alive, so the server redelivers nothing.
+func TestJetStreamSlowSinkShrinksPullsWithoutRedelivery(t *testing.T) {
+	const n = 300
+	ns := startNATS(t)
+	_, js := ns.client()
+	createStream(t, js, "SLOW", "slow.>")
+	publish(t, js, []string{"slow.a", "slow.b", "slow.c"}, n, 100, nil)
+
+	sink := newSeqLedger()
+	sink.deliver = func(ctx context.Context, m *consumer.Message) error {
+		d := 10 * time.Millisecond
+		if m.Offset == 7 {
+			d = 2500 * time.Millisecond // 2.5 AckWaits inside the sink
+		}
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cfg := jsConfig(ns.URL, "SLOW")
+	cfg.Workers = 2
+	cfg.MaxRecords = 64 // ~0.3 s of work: messages wait in the window longer than half of AckWait
+	cfg.Ordering = consumer.OrderNone
+	cfg.NATS.AckWait = time.Second
+	reg := prometheus.NewRegistry()
+	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()), consumer.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runNATS(t, c)
+	// While the backlog lasts the lag is reported, from num_pending +
+	// num_ack_pending.
+	sink.waitFor(t, "a reported lag", 30*time.Second, func() bool { return c.Stats().Lag > int64(n/2) })
+	sink.waitDistinct(t, n, 2*time.Minute)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	sink.checkExactlyOnce(t, n)
+	for seq, as := range sink.attempts {
+		if as[0] != 1 {
+			t.Errorf("seq %d came with attempt %d: the server redelivered it", seq, as[0])
+		}
+	}
+	if ip := metric(t, reg, "sluice_nats_acks_total"); ip < n {
+		t.Errorf("acks %v", ip)
+	}
+	var inProgress float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_nats_acks_total" {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == "in_progress" {
+					inProgress = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if inProgress == 0 {
+		t.Error("no InProgress sent, though messages were held longer than AckWait")
+	}
+	w := c.Window()
+	if w.PeakRecords() > w.MaxRecords() {
+		t.Errorf("window peaked at %d records, budget %d", w.PeakRecords(), w.MaxRecords())
+	}
+	// The first pull asks for the whole (empty) window; once it has filled,
+	// pulls resume at the low-water mark and ask for the room left then.
+	pulls, asked := histogram(t, reg, "sluice_nats_pull_records")
+	if pulls < 2 || asked >= float64(pulls)*float64(cfg.MaxRecords) {
+		t.Errorf("pull sizes did not shrink with the room: %d pulls asked for %v records (window %d)",
+			pulls, asked, cfg.MaxRecords)
+	}
+	if st := c.Stats(); st.Pauses == 0 {
+		t.Error("the window never paused pulling")
+	}
+	info := consumerInfo(t, js, "SLOW", "sluice")
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 {
+		t.Errorf("server: redelivered %d, ack pending %d", info.NumRedelivered, info.NumAckPending)
+	}
+}
+
+// The server restarts (same store, same port) in the middle of the stream:
+// the consumer reconnects, and every message is delivered.
+func TestJetStreamServerRestartLosesNothing(t *testing.T) {
+	const n = 3000
+	ns := startNATS(t)
+	nc, js := ns.client()
+	createStream(t, js, "RST", "rst.>")
+	publish(t, js, []string{"rst.a", "rst.b"}, n, 100, nil)
+	nc.Close()
+
+	sink := newSeqLedger()
+	sink.deliver = func(ctx context.Context, m *consumer.Message) error {
+		select {
+		case <-time.After(time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cfg := jsConfig(ns.URL, "RST")
+	cfg.MaxRecords = 200
+	cfg.NATS.AckWait = 2 * time.Second
+	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runNATS(t, c)
+	sink.waitDistinct(t, n/3, time.Minute)
+	ns.restart()
+	sink.waitDistinct(t, n, 2*time.Minute)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	sink.mu.Lock()
+	dups := 0
+	for seq := int64(1); seq <= n; seq++ {
+		if sink.seen[seq] == 0 {
+			t.Errorf("seq %d lost", seq)
+		}
+		dups += max(0, sink.seen[seq]-1)
+	}
+	sink.mu.Unlock()
+	if dups > cfg.MaxRecords {
+		t.Errorf("%d duplicates, more than one window (%d)", dups, cfg.MaxRecords)
+	}
+	t.Logf("%d duplicates after the restart (at most one window: %d)", dups, cfg.MaxRecords)
+}
+
+// A message the sink always rejects is retried RetryMaxAttempts times in
+// all, dead-lettered with headers saying why, and termed; the others flow.
+func TestJetStreamPoisonMessageIsDeadLetteredAndTermed(t *testing.T) {
+	for _, ord := range []consumer.Ordering{consumer.OrderNone, consumer.OrderKey} {
+		t.Run(string(ord), func(t *testing.T) {
+			const n, poison = 200, 42
+			ns := startNATS(t)
+			nc, js := ns.client()
+			createStream(t, js, "POISON", "poison.>")
+			terminated, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.POISON.sluice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, js, []string{"poison.a", "poison.b"}, n, 50, nil)
+
+			sink := newSeqLedger()
+			var tried sync.Map
+			sink.deliver = func(_ context.Context, m *consumer.Message) error {
+				if m.Offset == poison {
+					tried.Store(m.Attempt, true)
+					return errors.New("cannot parse")
+				}
+				return nil
+			}
+			dlq := make(chan *consumer.Message, 10)
+			cfg := jsConfig(ns.URL, "POISON")
+			cfg.Ordering = ord
+			cfg.RetryMaxAttempts = 3
+			cfg.RetryInitialBackoff = 20 * time.Millisecond
+			cfg.RetryMaxBackoff = 50 * time.Millisecond
+			c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()),
+				consumer.WithDeadLetter(consumer.SinkFunc(func(_ context.Context, m *consumer.Message) error {
+					dlq <- m
+					return nil
+				})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runNATS(t, c)
+			var dead *consumer.Message
+			select {
+			case dead = <-dlq:
+			case <-time.After(time.Minute):
+				t.Fatal("the poison message was not dead-lettered")
+			}
+			sink.waitDistinct(t, n-1, time.Minute)
+			if _, err := terminated.NextMsg(10 * time.Second); err != nil {
+				t.Fatalf("no MSG_TERMINATED advisory: the message was not termed: %v", err)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			hdr := map[string]string{}
+			for _, h := range dead.Headers {
+				hdr[h.Key] = string(h.Value)
+			}
+			if dead.Offset != poison || hdr[consumer.HeaderDLQAttempts] != "3" ||
+				hdr[consumer.HeaderDLQReason] != "max_attempts" || hdr[consumer.HeaderDLQSource] != consumer.SourceJetStream {
+				t.Errorf("dead letter: offset %d, headers %v", dead.Offset, hdr)
+			}
+			for a := 1; a <= 3; a++ {
+				if _, ok := tried.Load(a); !ok {
+					t.Errorf("attempt %d never made", a)
+				}
+			}
+			if _, ok := tried.Load(4); ok {
+				t.Error("a fourth attempt was made")
+			}
+			select {
+			case m := <-dlq:
+				t.Errorf("dead-lettered twice: offset %d", m.Offset)
+			default:
+			}
+			info := consumerInfo(t, js, "POISON", "sluice")
+			if info.NumAckPending != 0 || info.NumPending != 0 {
+				t.Errorf("server: ack pending %d, pending %d", info.NumAckPending, info.NumPending)
+			}
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			for seq := int64(1); seq <= n; seq++ {
+				want := 1
+				if seq == poison {
+					want = 0 // the sink never accepted it
+				}
+				if sink.seen[seq] != want {
+					t.Errorf("seq %d delivered %d times, want %d", seq, sink.seen[seq], want)
+				}
+			}
+		})
+	}
+}
+
+// The ordering key can come from a header instead of the subject.
+func TestJetStreamKeyHeaderOrdersByHeader(t *testing.T) {
+	const n = 600
+	ns := startNATS(t)
+	_, js := ns.client()
+	createStream(t, js, "KEYS", "keys.>")
+	publish(t, js, []string{"keys.x"}, n, 20, func(i int) nats.Header {
+		return nats.Header{"Tenant": []string{fmt.Sprintf("t%d", i%7)}}
+	})
+	var mu sync.Mutex
+	byKey := map[string][]int64{}
+	sink := newSeqLedger()
+	sink.deliver = func(_ context.Context, m *consumer.Message) error {
+		mu.Lock()
+		byKey[string(m.Key)] = append(byKey[string(m.Key)], m.Offset)
+		mu.Unlock()
+		return nil
+	}
+	cfg := jsConfig(ns.URL, "KEYS")
+	cfg.NATS.KeyHeader = "Tenant"
+	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runNATS(t, c)
+	sink.waitDistinct(t, n, time.Minute)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(byKey) != 7 {
+		t.Fatalf("keys %d, want 7 (from the Tenant header)", len(byKey))
+	}
+	for k, seqs := range byKey {
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Fatalf("key %s out of order", k)
+			}
+		}
+	}
+}
+
+// Binding needs the consumer to exist; a missing stream says so.
+func TestJetStreamBindAndMissingStream(t *testing.T) {
+	ns := startNATS(t)
+	_, js := ns.client()
+	createStream(t, js, "BIND", "bind.>")
+	noop := consumer.SinkFunc(func(context.Context, *consumer.Message) error { return nil })
+	for _, tc := range []struct {
+		name, stream, want string
+		bind               bool
+	}{
+		{"missing stream", "NOPE", `stream "NOPE" not found`, false},
+		{"bind without consumer", "BIND", `consumer "sluice" not found`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := jsConfig(ns.URL, tc.stream)
+			cfg.NATS.Bind = tc.bind
+			c, err := consumer.New(cfg, noop, consumer.WithLogger(natsLog()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Run(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// An existing consumer is bound as it is: its AckWait is used.
+	if _, err := js.CreateOrUpdateConsumer(context.Background(), "BIND", jetstream.ConsumerConfig{
+		Durable: "pre", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 7 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, []string{"bind.a"}, 10, 10, nil)
+	sink := newSeqLedger()
+	cfg := jsConfig(ns.URL, "BIND")
+	cfg.NATS.Bind, cfg.NATS.Consumer = true, "pre"
+	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runNATS(t, c)
+	sink.waitDistinct(t, 10, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if info := consumerInfo(t, js, "BIND", "pre"); info.Config.AckWait != 7*time.Second {
+		t.Errorf("bound consumer changed: ack wait %s", info.Config.AckWait)
+	}
+}
