@@ -77,4 +77,6 @@ func FuzzParseLine(f *testing.F) {
 	})
 }
 
-func validUTF8(s string) bool { return bytes.Equal([]byte(s), bytes.ToValidUTF8([]byte(s), []byte("\uFFFD"))) }
+func validUTF8(s string) bool {
+	return bytes.Equal([]byte(s), bytes.ToValidUTF8([]byte(s), []byte("\uFFFD")))
+}

@@ -54,7 +54,10 @@ func StartSluice(bin, name, ledger, logFile string, env map[string]string) (*Pro
 			environ = append(environ, kv)
 		}
 	}
-	environ = append(environ, "SLUICE_HTTP_ADDR="+p.HTTPAddr, "SLUICE_SINK=stdout")
+	environ = append(environ, "SLUICE_HTTP_ADDR="+p.HTTPAddr)
+	if _, ok := env["SLUICE_SINK"]; !ok {
+		environ = append(environ, "SLUICE_SINK=stdout")
+	}
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
 	}

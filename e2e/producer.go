@@ -23,6 +23,7 @@ type Producer struct {
 	cl      *kgo.Client
 	topic   string
 	n, rate int
+	poison  func(seq int) bool
 
 	sent, acked, failed atomic.Int64
 	mu                  sync.Mutex
@@ -39,6 +40,12 @@ func Value(topic string, seq int) string { return fmt.Sprintf("%s#%d", topic, se
 // possible) until done or ctx ends. Wait returns when every record was
 // acknowledged or failed.
 func StartProducer(ctx context.Context, b Broker, topic string, n, rate int) (*Producer, error) {
+	return startProducer(ctx, b, topic, n, rate, nil)
+}
+
+// startProducer is StartProducer; records for which poison is true get
+// PoisonMark appended to their value.
+func startProducer(ctx context.Context, b Broker, topic string, n, rate int, poison func(int) bool) (*Producer, error) {
 	cl, err := b.Client(
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -49,7 +56,7 @@ func StartProducer(ctx context.Context, b Broker, topic string, n, rate int) (*P
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Producer{cl: cl, topic: topic, n: n, rate: rate, ack: make(map[PO]string, n), done: make(chan struct{}), abort: cancel}
+	p := &Producer{cl: cl, topic: topic, n: n, rate: rate, poison: poison, ack: make(map[PO]string, n), done: make(chan struct{}), abort: cancel}
 	go p.run(ctx)
 	return p, nil
 }
@@ -70,6 +77,9 @@ func (p *Producer) run(ctx context.Context) {
 			}
 		}
 		r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", seq%64), Value: []byte(Value(p.topic, seq))}
+		if p.poison != nil && p.poison(seq) {
+			r.Value = append(r.Value, PoisonMark...)
+		}
 		p.sent.Add(1)
 		p.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 			if err != nil {

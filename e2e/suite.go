@@ -81,6 +81,8 @@ var Scenarios = []Scenario{
 	{2, "SIGKILL mid-stream, restart", "", runSigkill},
 	{3, "broker restart mid-stream", "restart", runBrokerRestart},
 	{4, "network cut and latency", "proxy", runNetwork},
+	{5, "sink down (HTTP sink unreachable)", "", runSinkDown},
+	{6, "poison records dead-lettered", "", runPoison},
 	{7, "rebalance storm (3 processes)", "", runStorm},
 	{8, "commit failures injected", "fake", runCommitFailures},
 }
@@ -95,6 +97,9 @@ type scenarioRun struct {
 	phases []Phase
 	prod   *Producer
 	res    *Result
+	// sinkPhases, when set, are the ledgers to check instead of the
+	// processes' stdout (an HTTP sink's ledger, the dead-letter topic).
+	sinkPhases []Phase
 	// maxDup is the duplicate bound; -1 means no bound is claimed.
 	maxDup int
 }
@@ -216,7 +221,7 @@ func (r *scenarioRun) verify(ctx context.Context) error {
 	if failed > 0 {
 		r.note("%d records not acknowledged (%v): not counted", failed, ferr)
 	}
-	c, err := Verify(ctx, r.s.Broker, r.topic, acked, r.phases)
+	c, err := Verify(ctx, r.s.Broker, r.topic, acked, r.checked())
 	if err != nil {
 		return err
 	}
@@ -226,7 +231,7 @@ func (r *scenarioRun) verify(ctx context.Context) error {
 	}
 	if c.Duplicates > 0 {
 		var ph []string
-		for _, p := range r.phases {
+		for _, p := range r.checked() {
 			if n := c.DupByPhase[p.Name]; n > 0 {
 				ph = append(ph, fmt.Sprintf("%s:%d", p.Name, n))
 			}
@@ -276,7 +281,11 @@ func (r *scenarioRun) start(name string, extra map[string]string) (*Process, err
 }
 
 func (r *scenarioRun) produce(ctx context.Context, n int) error {
-	p, err := StartProducer(ctx, r.s.Broker, r.topic, n, r.s.Size.Rate)
+	return r.producePoison(ctx, n, nil)
+}
+
+func (r *scenarioRun) producePoison(ctx context.Context, n int, poison func(int) bool) error {
+	p, err := startProducer(ctx, r.s.Broker, r.topic, n, r.s.Size.Rate, poison)
 	if err != nil {
 		return err
 	}
@@ -285,11 +294,19 @@ func (r *scenarioRun) produce(ctx context.Context, n int) error {
 }
 
 func (r *scenarioRun) ledgers() []string {
-	out := make([]string, len(r.phases))
-	for i, p := range r.phases {
-		out[i] = p.Ledger
+	var out []string
+	for _, p := range r.checked() {
+		out = append(out, p.Ledger)
 	}
 	return out
+}
+
+// checked is what the ledger check reads.
+func (r *scenarioRun) checked() []Phase {
+	if r.sinkPhases != nil {
+		return r.sinkPhases
+	}
+	return r.phases
 }
 
 // waitLines waits until the ledgers hold at least n lines.
