@@ -18,7 +18,8 @@
 
 set -euo pipefail
 
-readonly SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly SCRIPT_DIR
 readonly POM_DIR=$SCRIPT_DIR/kafka
 
 VERSION=${SLUICE_KAFKA_VERSION:-4.3.1}
@@ -33,8 +34,11 @@ START_TIMEOUT=${SLUICE_KAFKA_START_TIMEOUT:-90}
 STOP_TIMEOUT=${SLUICE_KAFKA_STOP_TIMEOUT:-30}
 EXTRA_PROPS=${SLUICE_KAFKA_EXTRA_PROPS:-}
 readonly STATE=$RUN_DIR/cluster.env
-JAVA_BUILD= # set by need_java or java_build
-STOPPED=0  # set by stop_nodes
+JAVA_BUILD='' # set by need_java or java_build
+STOPPED=0     # set by stop_nodes
+CDS_OPTS=()   # set by cds_opts
+TARGETS=()    # set by parse_node_opts
+SIG=TERM      # set by parse_node_opts
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -75,12 +79,15 @@ java_build() { # for commands that do not need_java (stop): the build, or "none"
 	JAVA_BUILD=${JAVA_BUILD:-none}
 }
 
-cds_opts() { # cds_opts NODE_DIR: JVM flags that use the archive or, failing that, dump one
+# cds_opts [NODE_DIR]: set CDS_OPTS to the JVM flags that use the archive or, given a node dir and
+# no archive yet, dump one there at exit.
+cds_opts() {
+	CDS_OPTS=()
 	[[ ${SLUICE_KAFKA_CDS:-1} == 0 ]] && return 0
 	if [[ -s $(cds_archive) ]]; then
-		echo "-XX:SharedArchiveFile=$(cds_archive) -Xlog:cds=off -Xlog:cds+dynamic=off"
+		CDS_OPTS=(-XX:SharedArchiveFile="$(cds_archive)" -Xlog:cds=off -Xlog:cds+dynamic=off)
 	elif [[ -n ${1:-} ]]; then
-		echo "-XX:ArchiveClassesAtExit=$1/broker.jsa -Xlog:cds=off -Xlog:cds+dynamic=off"
+		CDS_OPTS=(-XX:ArchiveClassesAtExit="$1/broker.jsa" -Xlog:cds=off -Xlog:cds+dynamic=off)
 	fi
 }
 
@@ -95,7 +102,7 @@ cds_promote() {
 
 # The cache is complete when .complete holds the version and a hash of the pom that filled it:
 # a changed pom (say, a new log4j) refills it, an unchanged one is never fetched again.
-pom_hash() { cat "$POM_DIR/pom.xml" | sha256sum | cut -c1-16; }
+pom_hash() { sha256sum <"$POM_DIR/pom.xml" | cut -c1-16; }
 
 cache_ok() { [[ -f $LIBS/.complete && $(cat "$LIBS/.complete") == "$VERSION $(pom_hash)" ]]; }
 
@@ -137,6 +144,7 @@ pid_file() { echo "$(node_dir "$1")/kafka.pid"; }
 
 load_state() {
 	[[ -f $STATE ]] || return 1
+	local S_VERSION S_BASE_PORT S_NODES
 	# shellcheck disable=SC1090
 	source "$STATE"
 	VERSION=$S_VERSION
@@ -169,6 +177,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # allow_auto_topic_creation=false; the broker count is bytes 13-16 of the answer
 # (size, correlation id, throttle_time_ms, then the brokers array length).
 metadata_brokers() {
+	# shellcheck disable=SC2016 # the inner shell expands $0
 	timeout 5 bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
 		printf "\x00\x00\x00\x15\x00\x03\x00\x04\x00\x00\x00\x01\x00\x06sluice\x00\x00\x00\x00\x00" >&3
@@ -181,7 +190,7 @@ metadata_brokers() {
 # start
 
 render_config() {
-	local i=$1 dir voters= j rf min_isr
+	local i=$1 dir voters='' j rf min_isr
 	dir=$(node_dir "$i")
 	for ((j = 1; j <= NODES; j++)); do voters+=${voters:+,}$j@127.0.0.1:$(controller_port_of "$j"); done
 	rf=$NODES
@@ -212,19 +221,19 @@ format() {
 	rm -rf "$RUN_DIR"
 	mkdir -p "$RUN_DIR"
 	# One StorageTool JVM per node, in parallel: each is mostly JVM start-up.
-	local pids=()
+	local format_pids=()
 	for ((i = 1; i <= NODES; i++)); do
 		dir=$(node_dir "$i")
 		mkdir -p "$dir"
 		render_config "$i"
-		# shellcheck disable=SC2046
-		java $(cds_opts) -cp "$LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+		cds_opts
+		java "${CDS_OPTS[@]}" -cp "$LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
 			kafka.tools.StorageTool format --cluster-id "$id" --config "$dir/server.properties" \
 			>"$dir/format.log" 2>&1 &
-		pids+=($!)
+		format_pids+=("$!")
 	done
 	for ((i = 1; i <= NODES; i++)); do
-		if ! wait "${pids[i - 1]}"; then
+		if ! wait "${format_pids[i - 1]}"; then
 			dir=$(node_dir "$i")
 			tail -n 30 "$dir/format.log" >&2
 			die "formatting $dir/data failed (log: $dir/format.log)"
@@ -252,12 +261,15 @@ launch() {
 	# setsid: the broker leaves our process group, so a Ctrl-C or a job kill aimed at the caller
 	# does not take it down half-way; it lives until `stop`. The inner shell writes its own PID and
 	# execs java, so the pid file holds the JVM's PID.
-	# shellcheck disable=SC2086
+	cds_opts "$dir"
+	local jvm_opts
+	read -r -a jvm_opts <<<"$JVM_OPTS" # SLUICE_KAFKA_JVM_OPTS: split on spaces, no quoting
+	# shellcheck disable=SC2016 # the inner shell expands $$, $0 and $@
 	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$i")" \
 		java -Xmx"$HEAP" -Xms"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 		-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
 		-Djava.awt.headless=true -Dkafka.logs.dir="$dir" \
-		-Dlog4j2.configurationFile="$dir/log4j2.properties" $(cds_opts "$dir") $JVM_OPTS \
+		-Dlog4j2.configurationFile="$dir/log4j2.properties" "${CDS_OPTS[@]}" "${jvm_opts[@]}" \
 		-cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
 		>>"$dir/kafka.log" 2>&1 </dev/null &
 	local k
@@ -297,7 +309,7 @@ wait_ready() {
 }
 
 cmd_start() {
-	local want_nodes= fresh=0
+	local want_nodes='' fresh=0
 	while (($#)); do
 		case $1 in
 		--cluster) want_nodes=${2:-}; shift 2 || usage ;;
@@ -393,8 +405,8 @@ stop_nodes() {
 	((STOPPED == 0)) || log "stopped node(s) ${stopped[*]} (SIG$sig)"
 }
 
-parse_node_opts() {
-	NODE_SEL=
+parse_node_opts() { # sets TARGETS (node numbers) and SIG
+	local NODE_SEL=''
 	SIG=TERM
 	while (($#)); do
 		case $1 in
@@ -405,7 +417,12 @@ parse_node_opts() {
 		esac
 	done
 	if [[ -n $NODE_SEL ]]; then
-		is_uint "$NODE_SEL" && ((NODE_SEL >= 1 && NODE_SEL <= NODES)) || die "--node wants 1..$NODES, got '$NODE_SEL'"
+		if ! is_uint "$NODE_SEL" || ((NODE_SEL < 1 || NODE_SEL > NODES)); then
+			die "--node wants 1..$NODES, got '$NODE_SEL'"
+		fi
+		TARGETS=("$NODE_SEL")
+	else
+		mapfile -t TARGETS < <(all_nodes)
 	fi
 }
 
@@ -417,8 +434,7 @@ cmd_stop() {
 		return 0
 	fi
 	parse_node_opts "$@"
-	# shellcheck disable=SC2046
-	stop_nodes "$SIG" ${NODE_SEL:-$(all_nodes)}
+	stop_nodes "$SIG" "${TARGETS[@]}"
 	if ((STOPPED)); then
 		log "data kept in $RUN_DIR: start reuses it, start --fresh or clean wipes it"
 	else
@@ -431,8 +447,7 @@ cmd_restart() {
 	parse_node_opts "$@"
 	need_java
 	fetch
-	# shellcheck disable=SC2046
-	stop_nodes "$SIG" ${NODE_SEL:-$(all_nodes)}
+	stop_nodes "$SIG" "${TARGETS[@]}"
 	local t0=$SECONDS i
 	for ((i = 1; i <= NODES; i++)); do launch "$i"; done
 	wait_ready
@@ -480,7 +495,9 @@ main() {
 	(($#)) || usage
 	local cmd=$1
 	shift
-	is_uint "$BASE_PORT" && ((BASE_PORT > 0 && BASE_PORT < 65500)) || die "SLUICE_KAFKA_PORT must be a port number, got '$BASE_PORT'"
+	if ! is_uint "$BASE_PORT" || ((BASE_PORT < 1 || BASE_PORT > 65500)); then
+		die "SLUICE_KAFKA_PORT must be a port number, got '$BASE_PORT'"
+	fi
 	is_uint "$START_TIMEOUT" || die "SLUICE_KAFKA_START_TIMEOUT must be seconds, got '$START_TIMEOUT'"
 	is_uint "$STOP_TIMEOUT" || die "SLUICE_KAFKA_STOP_TIMEOUT must be seconds, got '$STOP_TIMEOUT'"
 	case $cmd in
