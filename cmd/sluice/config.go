@@ -46,10 +46,11 @@ type envConfig struct {
 	BufferHighWater  float64  `env:"BUFFER_HIGH_WATER" envDefault:"0.8" help:"fraction of the budget at which partitions pause"`
 	BufferLowWater   float64  `env:"BUFFER_LOW_WATER" envDefault:"0.5" help:"fraction of the budget at which paused partitions resume"`
 
-	Ordering   string `env:"ORDERING" envDefault:"key" help:"key (same key in order), partition, or none"`
-	BatchMax   int    `env:"BATCH_MAX" envDefault:"256" help:"most messages a worker takes from one lane at once"`
-	WorkersMin int    `env:"WORKERS_MIN" envDefault:"1" help:"fewest workers"`
-	WorkersMax int    `env:"WORKERS_MAX" envDefault:"64" help:"most workers"`
+	Ordering     string `env:"ORDERING" envDefault:"key" help:"key (same key in order), partition, or none"`
+	BatchMax     int    `env:"BATCH_MAX" envDefault:"256" help:"most messages a worker takes from one lane at once"`
+	WorkersMin   int    `env:"WORKERS_MIN" envDefault:"1" help:"fewest workers"`
+	WorkersMax   int    `env:"WORKERS_MAX" envDefault:"64" help:"most workers"`
+	AutoscaleEnv        // SLUICE_AUTOSCALE_*, SLUICE_SINK_MAX_CONCURRENCY: autoscale.go
 
 	CommitInterval      time.Duration `env:"COMMIT_INTERVAL" envDefault:"1s" help:"how often delivered offsets are committed (also sooner under pressure, on revoke and on shutdown)"`
 	RebalanceTimeout    time.Duration `env:"REBALANCE_TIMEOUT" envDefault:"10s" help:"how long a revoke waits for in-flight deliveries of the revoked partitions"`
@@ -219,6 +220,7 @@ func loadConfig(environ []string) (*envConfig, error) {
 	if cfg.WorkersMax < max(1, cfg.WorkersMin) {
 		bad("WORKERS_MAX", "want at least 1 and at least SLUICE_WORKERS_MIN")
 	}
+	cfg.checkAutoscale(bad)
 	if cfg.HTTPAddr == "" {
 		bad("HTTP_ADDR", "want host:port or :port")
 	}
@@ -240,7 +242,7 @@ func loadConfig(environ []string) (*envConfig, error) {
 var consumerField = map[string]string{
 	"MaxRecords": "BUFFER_MAX_RECORDS", "MaxBytes": "BUFFER_MAX_BYTES",
 	"HighWater": "BUFFER_HIGH_WATER", "LowWater": "BUFFER_LOW_WATER",
-	"Ordering": "ORDERING", "Workers": "WORKERS_MAX", "BatchMax": "BATCH_MAX",
+	"Ordering": "ORDERING", "Workers": "WORKERS_MIN", "BatchMax": "BATCH_MAX",
 	"CommitInterval": "COMMIT_INTERVAL", "RebalanceTimeout": "REBALANCE_TIMEOUT",
 	"ShutdownTimeout": "SHUTDOWN_TIMEOUT", "RetryInitialBackoff": "RETRY_INITIAL_BACKOFF",
 	"RetryMaxBackoff": "RETRY_MAX_BACKOFF", "RetryMaxAttempts": "RETRY_MAX_ATTEMPTS",
@@ -274,7 +276,7 @@ func (c *envConfig) consumerConfig() (consumer.Config, error) {
 	return consumer.Config{
 		MaxRecords: c.BufferMaxRecords, MaxBytes: int64(c.BufferMaxBytes),
 		HighWater: c.BufferHighWater, LowWater: c.BufferLowWater,
-		Ordering: consumer.Ordering(c.Ordering), Workers: c.WorkersMax, BatchMax: c.BatchMax,
+		Ordering: consumer.Ordering(c.Ordering), Workers: c.initialWorkers(), BatchMax: c.BatchMax,
 		CommitInterval: c.CommitInterval, RebalanceTimeout: c.RebalanceTimeout,
 		ShutdownTimeout:     c.ShutdownTimeout,
 		RetryInitialBackoff: c.RetryInitialBackoff, RetryMaxBackoff: c.RetryMaxBackoff,

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/consumer"
 )
 
@@ -79,7 +81,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 30*time.Second, "how long to produce and consume")
 	partitions := fs.Int("partitions", 6, "partitions of the demo topic")
 	rate := fs.Int("rate", 1500, "base produce rate, records/s (bursts are 10x)")
-	workers := fs.Int("workers", 8, "worker pool size")
+	workersMin := fs.Int("workers-min", 1, "fewest workers")
+	workersMax := fs.Int("workers-max", 64, "most workers")
+	fixed := fs.Bool("fixed", false, "a fixed pool of --workers-max instead of the autoscale controller")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,10 +98,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	brokers := cluster.ListenAddrs()
 
 	cfg := consumer.Config{
-		MaxRecords: 20_000, MaxBytes: 2 << 20, Workers: *workers,
+		MaxRecords: 20_000, MaxBytes: 2 << 20, Workers: *workersMin,
 		CommitInterval: 200 * time.Millisecond,
 		Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{"demo"}, Group: "demo",
 			FetchMaxWait: 100 * time.Millisecond},
+	}
+	if *fixed {
+		cfg.Workers = *workersMax
 	}
 	sink := &demoSink{start: time.Now(), duration: *duration, seen: map[uint64]int{}}
 	c, err := consumer.New(cfg, sink, consumer.WithLogger(log))
@@ -105,8 +112,20 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "sluice demo: embedded Kafka at %s, topic demo (%d partitions), budget %d records / %s, %d workers\n",
-		brokers[0], *partitions, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), *workers)
+	pool := fmt.Sprintf("a fixed pool of %d workers", *workersMax)
+	stopController := func() {}
+	if !*fixed {
+		ctl, err := newController(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, log, prometheus.NewRegistry())
+		if err != nil {
+			fmt.Fprintln(stderr, "demo:", err)
+			return 2
+		}
+		stopController = runController(ctx, ctl, c)
+		defer stopController()
+		pool = fmt.Sprintf("%d to %d workers sized by the autoscale controller", *workersMin, *workersMax)
+	}
+	fmt.Fprintf(stdout, "sluice demo: embedded Kafka at %s, topic demo (%d partitions), budget %d records / %s, %s\n",
+		brokers[0], *partitions, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), pool)
 	fmt.Fprintln(stdout, "sink latency: 0.2ms, then 5ms from 25% of the run (watch partitions pause), then 0.5ms from 60%")
 
 	cctx, stopConsumer := context.WithCancel(context.Background())
@@ -124,8 +143,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	deadline := time.After(*duration)
 	var last uint64
 	start := time.Now()
+	minW, maxW := cfg.Workers, cfg.Workers
 	status := func() {
 		st := c.Stats()
+		minW, maxW = min(minW, st.Workers), max(maxW, st.Workers)
 		fl := c.FlowState()
 		fmt.Fprintf(stdout, "%4.0fs  produced=%-7d delivered=%-7d rate=%5d/s  window=%3.0f%% (%d rec, %s)  paused=%d/%d  workers=%d busy=%d  sink=%s\n",
 			time.Since(start).Seconds(), produced.Load(), st.Completed, st.Completed-last,
@@ -171,7 +192,7 @@ wait:
 	st := c.Stats()
 	res := demoResult{
 		Produced: produced.Load(), Pauses: st.Pauses, Resumes: st.Resumes,
-		WorkersMin: *workers, WorkersMax: *workers,
+		WorkersMin: minW, WorkersMax: maxW,
 		PeakWindowBytes: c.Window().PeakBytes(), BudgetBytes: c.Window().MaxBytes(),
 		PeakWindowRecords: c.Window().PeakRecords(), BudgetRecords: c.Window().MaxRecords(),
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/consumer"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -49,21 +50,33 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
+	var ctl *autoscale.Controller
+	if cfg.Autoscale {
+		if ctl, err = newController(cfg.autoscaleConfig(sink), c, log, reg); err != nil {
+			fmt.Fprintln(stderr, "sluice:", err)
+			return 2
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.HTTPAddr, "error", err)
 		return 1
 	}
 	srv := &http.Server{
-		Handler:           newMux(c, sink, reg, cfg.ShutdownTimeout),
+		Handler:           newMux(c, ctl, sink, reg, cfg.ShutdownTimeout),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	log.Info("started", "version", version, "source", cfg.Source, "sink", cfg.Sink,
-		"http_addr", ln.Addr().String(), "workers", ccfg.Workers)
+		"http_addr", ln.Addr().String(), "workers", ccfg.Workers, "autoscale", cfg.Autoscale)
 
+	stopController := func() {}
+	if ctl != nil {
+		stopController = runController(ctx, ctl, c)
+	}
 	runErr := c.Run(ctx)
+	stopController()
 	if runErr == nil && ctx.Err() == nil {
 		log.Info("drained; waiting for the signal to exit", "reason", "drain")
 		<-ctx.Done()
@@ -102,7 +115,7 @@ func newSink(ctx context.Context, cfg *envConfig, stdout io.Writer, reg promethe
 }
 
 // newMux serves the metrics, probes, the flow-state debug view and drain.
-func newMux(c *consumer.Consumer, sink consumer.Sink, reg *prometheus.Registry, shutdownTimeout time.Duration) *http.ServeMux {
+func newMux(c *consumer.Consumer, ctl *autoscale.Controller, sink consumer.Sink, reg *prometheus.Registry, shutdownTimeout time.Duration) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -127,7 +140,15 @@ func newMux(c *consumer.Consumer, sink consumer.Sink, reg *prometheus.Registry, 
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(c.FlowState())
+		view := struct {
+			consumer.FlowState
+			Autoscale *autoscaleView `json:"autoscale,omitempty"`
+		}{FlowState: c.FlowState()}
+		if ctl != nil {
+			v := viewOf(ctl.View())
+			view.Autoscale = &v
+		}
+		_ = enc.Encode(view)
 	})
 	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), shutdownTimeout+5*time.Second)
