@@ -48,23 +48,37 @@ workers.min: SLUICE_WORKERS_MIN
 workers.max: SLUICE_WORKERS_MAX
 autoscale.enabled: SLUICE_AUTOSCALE
 autoscale.interval: SLUICE_AUTOSCALE_INTERVAL
+autoscale.maxStep: SLUICE_AUTOSCALE_MAX_STEP
+autoscale.scaleDownWindow: SLUICE_AUTOSCALE_SCALE_DOWN_WINDOW
 commitInterval: SLUICE_COMMIT_INTERVAL
 rebalanceTimeout: SLUICE_REBALANCE_TIMEOUT
 shutdownTimeout: SLUICE_SHUTDOWN_TIMEOUT
 httpAddr: SLUICE_HTTP_ADDR
 logLevel: SLUICE_LOG_LEVEL
 sink.type: SLUICE_SINK
+sink.maxConcurrency: SLUICE_SINK_MAX_CONCURRENCY
 sink.http.url: SLUICE_SINK_HTTP_URL
 sink.http.timeout: SLUICE_SINK_HTTP_TIMEOUT
 sink.http.headers: SLUICE_SINK_HTTP_HEADERS
-sink.postgres.dsn: SLUICE_SINK_POSTGRES_DSN
+sink.http.method: SLUICE_SINK_HTTP_METHOD
+sink.http.batchMax: SLUICE_SINK_HTTP_BATCH_MAX
+sink.http.maxConns: SLUICE_SINK_HTTP_MAX_CONNS
 sink.postgres.table: SLUICE_SINK_POSTGRES_TABLE
+sink.postgres.createTable: SLUICE_SINK_POSTGRES_CREATE_TABLE
+sink.postgres.maxConns: SLUICE_SINK_POSTGRES_MAX_CONNS
 sink.kafka.brokers: SLUICE_SINK_KAFKA_BROKERS
 sink.kafka.topic: SLUICE_SINK_KAFKA_TOPIC
+sink.kafka.timeout: SLUICE_SINK_KAFKA_TIMEOUT
 sink.nats.url: SLUICE_SINK_NATS_URL
 sink.nats.subject: SLUICE_SINK_NATS_SUBJECT
+sink.nats.core: SLUICE_SINK_NATS_CORE
+sink.nats.timeout: SLUICE_SINK_NATS_TIMEOUT
 sink.file.path: SLUICE_SINK_FILE_PATH
 sink.file.maxBytes: SLUICE_SINK_FILE_MAX_BYTES
+sink.file.maxBackups: SLUICE_SINK_FILE_MAX_BACKUPS
+sink.file.fsync: SLUICE_SINK_FILE_FSYNC
+sink.breaker.failures: SLUICE_SINK_BREAKER_FAILURES
+sink.breaker.openTimeout: SLUICE_SINK_BREAKER_OPEN_TIMEOUT
 retry.maxAttempts: SLUICE_RETRY_MAX_ATTEMPTS
 retry.initialBackoff: SLUICE_RETRY_INITIAL_BACKOFF
 retry.maxBackoff: SLUICE_RETRY_MAX_BACKOFF
@@ -72,6 +86,8 @@ retry.maxElapsed: SLUICE_RETRY_MAX_ELAPSED
 dlq.topic: SLUICE_DLQ_TOPIC
 dlq.subject: SLUICE_DLQ_SUBJECT
 dlq.policy: SLUICE_DLQ_POLICY
+dlq.kafkaBrokers: SLUICE_DLQ_KAFKA_BROKERS
+dlq.natsUrl: SLUICE_DLQ_NATS_URL
 {{- end }}
 
 {{- define "sluice.configFiles" -}}
@@ -84,6 +100,8 @@ nats.nkey: SLUICE_NATS_NKEY_FILE
 nats.password: SLUICE_NATS_PASSWORD_FILE
 nats.token: SLUICE_NATS_TOKEN_FILE
 nats.tls.ca: SLUICE_NATS_TLS_CA_FILE
+sink.postgres.dsn: SLUICE_SINK_POSTGRES_DSN_FILE
+sink.nats.creds: SLUICE_SINK_NATS_CREDS_FILE
 {{- end }}
 
 {{/*

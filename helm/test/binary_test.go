@@ -1,0 +1,242 @@
+package charttest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestBinaryAcceptsRenderedEnv runs `sluice config` (validate and print the
+// configuration, exit 2 on a bad or unknown variable) with the environment
+// each rendered Deployment gives the container: secrets referenced by the
+// chart become fake values, and mounted secret files become real files
+// (PEM where a certificate or key is expected).
+//
+// The binary is $SLUICE_BIN, or built from ../../cmd/sluice. A case that
+// sets variables the binary does not know yet (its `config --env` does not
+// list them: the chart is ahead of the service) is skipped, naming them.
+func TestBinaryAcceptsRenderedEnv(t *testing.T) {
+	bin := sluiceBinary(t)
+	out, err := exec.Command(bin, "config", "--env").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice config --env: %v\n%s", err, out)
+	}
+	known := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(SLUICE_[A-Z0-9_]+)`").FindAllStringSubmatch(string(out), -1) {
+		known[m[1]] = true
+	}
+	if len(known) == 0 {
+		t.Fatalf("sluice config --env listed no variables:\n%s", out)
+	}
+	ch := loadChart(t)
+	files := fakeSecretFiles(t)
+	for _, tc := range matrix(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := render(t, ch, merge(readValues(t, tc.file), tc.set), tc.apiVersions)
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			var dep *appsv1.Deployment
+			for _, d := range r.docs {
+				if o, err := decode(t, d); err == nil {
+					if v, ok := o.typed.(*appsv1.Deployment); ok {
+						dep = v
+					}
+				}
+			}
+			if dep == nil {
+				t.Fatal("no Deployment")
+			}
+			env := []string{"PATH=" + os.Getenv("PATH")}
+			var ahead []string
+			for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+				v := e.Value
+				switch {
+				case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+					v = map[string]string{"SLUICE_SINK_HTTP_HEADERS": "Authorization:Bearer x"}[e.Name]
+					if v == "" {
+						v = "fake-" + e.ValueFrom.SecretKeyRef.Key
+					}
+				case e.ValueFrom != nil:
+					continue // configMapKeyRef etc.: not a SLUICE_ setting in the ci files
+				case strings.HasPrefix(v, "/etc/sluice/secrets/"):
+					v = files.path(t, e.Name)
+				}
+				if strings.HasPrefix(e.Name, "SLUICE_") && !known[e.Name] {
+					ahead = append(ahead, e.Name)
+				}
+				env = append(env, e.Name+"="+v)
+			}
+			if len(ahead) > 0 {
+				slices.Sort(ahead)
+				t.Skipf("the binary does not read %v yet (the chart is ahead of the service)", ahead)
+			}
+			cmd := exec.Command(bin, "config")
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("sluice config refused the chart's environment: %v\n%s\nenv: %v", err, out, env)
+			}
+		})
+	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binOut  []byte
+)
+
+func sluiceBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SLUICE_BIN"); p != "" {
+		return p
+	}
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/sluice")
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+		binOut, binErr = cmd.CombinedOutput()
+	})
+	if binErr != nil {
+		t.Fatalf("build sluice (set SLUICE_BIN to use a built one): %v\n%s", binErr, binOut)
+	}
+	return binPath
+}
+
+// fakeFiles writes what a mounted Secret would hold, per variable.
+type fakeFiles struct {
+	dir       string
+	cert, key []byte
+}
+
+func fakeSecretFiles(t *testing.T) *fakeFiles {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sluice-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeFiles{
+		dir:  t.TempDir(),
+		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}
+}
+
+func (f *fakeFiles) path(t *testing.T, name string) string {
+	t.Helper()
+	var content []byte
+	switch {
+	case strings.HasSuffix(name, "_CA_FILE"), strings.HasSuffix(name, "_CERT_FILE"):
+		content = f.cert
+	case strings.HasSuffix(name, "_KEY_FILE"):
+		content = f.key
+	case strings.Contains(name, "DSN"):
+		content = []byte("postgres://sluice:fake@db:5432/sluice\n")
+	default:
+		content = []byte("fake-" + strings.ToLower(name) + "\n")
+	}
+	p := filepath.Join(f.dir, name)
+	if err := os.WriteFile(p, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPreStopDrainCommand runs the chart's preStop command (with /sluice
+// replaced by the binary) the way the kubelet would, inside the container's
+// environment whose SLUICE_HTTP_ADDR is ":<port>", against a stand-in of the
+// service: it must POST /drain to that port and succeed.
+func TestPreStopDrainCommand(t *testing.T) {
+	bin := sluiceBinary(t)
+	var drained atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/drain" {
+			drained.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+
+	vals := merge(readValues(t, "default"), parseValues(t, fmt.Sprintf("config: {httpAddr: \":%d\"}", port)))
+	r, err := render(t, loadChart(t), vals, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c corev1.Container
+	for _, d := range r.docs {
+		if o, err := decode(t, d); err == nil {
+			if dep, ok := o.typed.(*appsv1.Deployment); ok {
+				c = dep.Spec.Template.Spec.Containers[0]
+			}
+		}
+	}
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
+		t.Fatal("no exec preStop hook")
+	}
+	argv := slices.Clone(c.Lifecycle.PreStop.Exec.Command)
+	if argv[0] != "/sluice" {
+		t.Fatalf("preStop runs %q, not the image's /sluice", argv[0])
+	}
+	argv[0] = bin
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			env = append(env, e.Name+"="+e.Value)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", argv, err, out)
+	}
+	if drained.Load() != 1 {
+		t.Fatalf("the preStop command made %d POST /drain requests, want 1", drained.Load())
+	}
+}
