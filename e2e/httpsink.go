@@ -26,6 +26,7 @@ type HTTPSink struct {
 	wg  sync.WaitGroup
 
 	accepted, refused atomic.Int64
+	refusedBy         map[string]int // poison value -> refusals; guarded by mu
 }
 
 // PoisonMark ends the value of a record the HTTP sink refuses for good.
@@ -96,6 +97,17 @@ func (s *HTTPSink) Close() {
 	s.mu.Unlock()
 }
 
+// MostRefusals is how often the most refused poison record was refused.
+func (s *HTTPSink) MostRefusals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.refusedBy {
+		n = max(n, c)
+	}
+	return n
+}
+
 func (s *HTTPSink) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
 	if err != nil {
@@ -110,6 +122,12 @@ func (s *HTTPSink) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if bytes.HasSuffix(d.Value, []byte(PoisonMark)) {
 		s.refused.Add(1)
+		s.mu.Lock()
+		if s.refusedBy == nil {
+			s.refusedBy = map[string]int{}
+		}
+		s.refusedBy[string(d.Value)]++
+		s.mu.Unlock()
 		http.Error(w, "poison record: refused for good", http.StatusBadRequest)
 		return
 	}

@@ -108,6 +108,7 @@ func runNetwork(ctx context.Context, s *Suite, r *scenarioRun) error {
 	if err := r.produce(ctx, s.Size.Records); err != nil {
 		return err
 	}
+	stopWatch := r.watchCommits(ctx)
 	if err := r.waitLines(ctx, s.Size.Records/4); err != nil {
 		return err
 	}
@@ -133,6 +134,9 @@ func runNetwork(ctx context.Context, s *Suite, r *scenarioRun) error {
 	if err := r.waitDone(ctx); err != nil {
 		return err
 	}
+	if regressions, polls := stopWatch(); regressions > 0 {
+		return fmt.Errorf("%d of %d polls saw a committed offset go backwards", regressions, polls)
+	}
 	return a.Stop(45 * time.Second)
 }
 
@@ -151,6 +155,7 @@ func runStorm(ctx context.Context, s *Suite, r *scenarioRun) error {
 	if err := r.produce(ctx, n); err != nil {
 		return err
 	}
+	stopWatch := r.watchCommits(ctx)
 	if err := r.waitLines(ctx, n/8); err != nil {
 		return err
 	}
@@ -194,6 +199,11 @@ func runStorm(ctx context.Context, s *Suite, r *scenarioRun) error {
 	r.res.Bound = fmt.Sprintf("lost=0 dup<=%dx%d", kills, s.Size.Window)
 	if err := r.waitDone(ctx); err != nil {
 		return err
+	}
+	regressions, polls := stopWatch()
+	r.note("committed offsets polled %d times: %d went backwards", polls, regressions)
+	if regressions > 0 {
+		return fmt.Errorf("%d committed offsets went backwards: a member committed for a partition it no longer owned", regressions)
 	}
 	var live []*Process
 	for _, p := range ps {

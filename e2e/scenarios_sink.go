@@ -167,8 +167,8 @@ func runPoison(ctx context.Context, s *Suite, r *scenarioRun) error {
 			notPoison++
 		}
 	}
-	r.note("%d poison records of %d: %d dead-lettered (%d refusals seen by the sink), %d healthy records dead-lettered, %d with bad headers; all delivered or dead-lettered in %s",
-		want, s.Size.Records, len(dl), sink.refused.Load(), notPoison, bad, took.Round(100*time.Millisecond))
+	r.note("%d poison records of %d: %d dead-lettered (the sink refused %d times, at most %d times for one record), %d healthy records dead-lettered, %d with bad headers; all delivered or dead-lettered in %s",
+		want, s.Size.Records, len(dl), sink.refused.Load(), sink.MostRefusals(), notPoison, bad, took.Round(100*time.Millisecond))
 	r.res.Bound = fmt.Sprintf("lost=0 dup=0 dlq=%d", want)
 	switch {
 	case bad > 0:

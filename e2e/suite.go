@@ -470,3 +470,39 @@ func stopAll(ps ...*Process) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// watchCommits polls the group's committed offsets every 100ms until the
+// returned stop is called, and counts regressions: a partition's committed
+// offset moving backwards. A member committing for a partition it no longer
+// owns (a zombie after a revoke or a lost session) shows up as one.
+func (r *scenarioRun) watchCommits(ctx context.Context) (stop func() (regressions, polls int)) {
+	ctx, cancel := context.WithCancel(ctx)
+	var regressions, polls int
+	done := make(chan struct{})
+	high := map[int32]int64{}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			got, err := committed(ctx, r.s.Broker, r.group, r.topic)
+			if err == nil {
+				polls++
+				for p, o := range got {
+					if o < high[p] {
+						regressions++
+						r.note("committed offset of partition %d went back from %d to %d", p, high[p], o)
+					}
+					high[p] = max(high[p], o)
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() (int, int) {
+		cancel()
+		<-done
+		return regressions, polls
+	}
+}
