@@ -22,6 +22,7 @@
 #                       SKIPPED loudly and exit 0; require: fail instead (CI)
 #   SLUICE_K8S_TIMEOUT  seconds to wait for etcd and the API server (default 120)
 #   SLUICE_K8S_KEEP=1   keep the run directory (logs, kubeconfig) after `server`
+#   SLUICE_BIN          a built sluice for the chart tests (default: they build cmd/sluice)
 #
 # Tools: kube-apiserver and kubectl from scripts/k8s/go.mod (k8s.io/kubernetes
 # with its staging modules replaced by the published k8s.io/* modules), helm
