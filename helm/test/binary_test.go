@@ -240,3 +240,12 @@ func TestPreStopDrainCommand(t *testing.T) {
 		t.Fatalf("the preStop command made %d POST /drain requests, want 1", drained.Load())
 	}
 }
+
+// TestMain removes the sluice binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
