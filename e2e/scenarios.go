@@ -134,8 +134,10 @@ func runNetwork(ctx context.Context, s *Suite, r *scenarioRun) error {
 	if err := r.waitDone(ctx); err != nil {
 		return err
 	}
-	if regressions, polls := stopWatch(); regressions > 0 {
-		return fmt.Errorf("%d of %d polls saw a committed offset go backwards", regressions, polls)
+	regressions, polls := stopWatch()
+	r.note("committed offsets polled %d times: %d went backwards", polls, regressions)
+	if regressions > 0 {
+		return fmt.Errorf("%d committed offsets went backwards", regressions)
 	}
 	return a.Stop(45 * time.Second)
 }

@@ -478,6 +478,7 @@ func stopAll(ps ...*Process) error {
 func (r *scenarioRun) watchCommits(ctx context.Context) (stop func() (regressions, polls int)) {
 	ctx, cancel := context.WithCancel(ctx)
 	var regressions, polls int
+	var seen []string // a few regressions, noted once the watch stops
 	done := make(chan struct{})
 	high := map[int32]int64{}
 	go func() {
@@ -489,7 +490,9 @@ func (r *scenarioRun) watchCommits(ctx context.Context) (stop func() (regression
 				for p, o := range got {
 					if o < high[p] {
 						regressions++
-						r.note("committed offset of partition %d went back from %d to %d", p, high[p], o)
+						if len(seen) < 5 {
+							seen = append(seen, fmt.Sprintf("partition %d: %d -> %d", p, high[p], o))
+						}
 					}
 					high[p] = max(high[p], o)
 				}
@@ -503,6 +506,9 @@ func (r *scenarioRun) watchCommits(ctx context.Context) (stop func() (regression
 	return func() (int, int) {
 		cancel()
 		<-done
+		if len(seen) > 0 {
+			r.note("committed offsets went backwards: %s", strings.Join(seen, "; "))
+		}
 		return regressions, polls
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/chaos.sh: Sluice's fault suite, one command (make chaos).
 #
-#   scripts/chaos.sh [--long] [--broker kfake|kafka|all] [--only 1,2,...] [--records N]
+#   scripts/chaos.sh [--long] [--broker kfake|kafka|all] [--only 1,2,...] [--records N] [--svg DIR]
 #
 # Builds bin/sluice-chaos from this tree, then runs ./e2e/cmd/chaos: the real binary as separate
 # processes, numbered records, faults (SIGTERM, SIGKILL, broker restart, network cut, sink down,
@@ -10,17 +10,20 @@
 # dir under build/chaos and ports 19292-19296) when java and mvn exist; without them the
 # real-broker half says so LOUDLY and is skipped (SLUICE_REQUIRE_KAFKA=1 fails instead).
 # --long is the soak (300k records per scenario, longer faults). Work dirs: build/chaos/<time>-*.
+# --svg DIR also draws each table as DIR/chaos-<broker>.svg (docs/img holds the committed ones).
 # Exit status: 0 all passed, 1 a scenario failed.
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 broker=all
+svgdir=
 args=()
 while (($#)); do
 	case $1 in
 	--broker) broker=${2:?--broker wants kfake, kafka or all}; shift 2 ;;
 	--broker=*) broker=${1#*=}; shift ;;
+	--svg) svgdir=${2:?--svg wants a directory}; shift 2 ;;
 	--long | --only | --only=* | --records | --records=* | --timeout | --timeout=*)
 		case $1 in
 		--long) args+=(-long); shift ;;
@@ -28,7 +31,7 @@ while (($#)); do
 		*) args+=("-${1#--}"); shift ;;
 		esac
 		;;
-	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "chaos.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -45,8 +48,9 @@ mkdir -p build/chaos
 : >"$out"
 
 run() {
-	local b=$1 rc=0
-	bin/chaos -bin bin/sluice-chaos -broker "$b" -dir "build/chaos/$stamp-$b" "${args[@]}" | tee -a "$out" || rc=$?
+	local b=$1 rc=0 svg=()
+	[[ -n $svgdir ]] && svg=(-svg "$svgdir/chaos-$b.svg")
+	bin/chaos -bin bin/sluice-chaos -broker "$b" -dir "build/chaos/$stamp-$b" "${svg[@]}" "${args[@]}" | tee -a "$out" || rc=$?
 	case $rc in
 	0) ;;
 	3)

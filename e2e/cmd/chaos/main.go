@@ -38,6 +38,7 @@ func main() {
 	kport := flag.Int("kafka-port", 19292, "real broker port (the controller takes the next one)")
 	pport := flag.Int("proxy-port", 19296, "port of the proxy the real broker advertises")
 	timeout := flag.Duration("timeout", 0, "give up after this long (default: 20m, or 2h with -long)")
+	svg := flag.String("svg", "", "also draw the results as an SVG chart to this file")
 	flag.Parse()
 
 	size := e2e.Short
@@ -92,6 +93,18 @@ func main() {
 		os.Exit(1)
 	}
 	logf("chaos: done in %s", time.Since(start).Round(time.Second))
+	if *svg != "" {
+		f, err := os.Create(*svg)
+		if err == nil {
+			err = e2e.SVG(f, fmt.Sprintf("Sluice fault suite on %s: %d records per scenario, window %d", *broker, size.Records, size.Window), rs)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos: svg:", err)
+		}
+	}
 	for _, r := range rs {
 		if !r.Pass {
 			os.Exit(1)
