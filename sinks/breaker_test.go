@@ -208,5 +208,5 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 
 type collectorFunc func(ch chan<- prometheus.Metric)
 
-func (f collectorFunc) Describe(chan<- *prometheus.Desc)  {}
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
