@@ -16,8 +16,8 @@ import (
 //     400, a row the table rejects). It is dead-lettered at once, without
 //     further attempts.
 //   - RetryAfter(err, d): the destination asked to be left alone for d (an
-//     HTTP 429 or 503 with Retry-After). The message waits d and tries again;
-//     the wait does not use up its attempts.
+//     HTTP 429 or 503 with Retry-After). The message waits d (the backoff
+//     when d is 0) and tries again; that does not use up its attempts.
 //   - Unavailable(err): the destination is down (connection refused, the
 //     circuit breaker is open). That is not the message's fault: it waits and
 //     tries again without using up its attempts, so an outage holds the lane
@@ -234,7 +234,7 @@ func (f *failurePolicy) decide(st *failureState, err error, now time.Time) decis
 	if excused && !st.exhausted {
 		st.waits++
 		d := f.backoff.next(st.waits)
-		if throttled {
+		if throttled && ra > 0 {
 			d = min(ra, f.maxElapsed)
 			d += rand.N(d/10 + 1) // spread the herd the destination just sent away
 		}
