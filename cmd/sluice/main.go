@@ -37,7 +37,8 @@ commands:
   config    validate the configuration and print it (--env: list every variable)
   demo      run a demo on an embedded Kafka cluster (--duration 30s)
   bench     benchmarks: overhead (pipeline vs raw client), autoscale (controller scenarios),
-            workers (the controller on the real pipeline with a 1 ms sink)
+            workers (the controller on the real pipeline with a 1 ms sink),
+            sinks (noop vs HTTP vs PostgreSQL on the same data)
   drain     ask the local service to drain (--addr, default from SLUICE_HTTP_ADDR)
   version   print the version
 `
@@ -58,7 +59,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return demo(ctx, args, stdout, stderr)
 	case "bench":
 		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sluice bench overhead|autoscale|workers [flags]")
+			fmt.Fprintln(stderr, "usage: sluice bench overhead|autoscale|workers|sinks [flags]")
 			return 2
 		}
 		switch args[0] {
@@ -68,6 +69,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return benchAutoscale(ctx, args[1:], stdout, stderr)
 		case "workers":
 			return benchWorkers(ctx, args[1:], stdout, stderr)
+		case "sinks":
+			return benchSinks(ctx, args[1:], environ, stdout, stderr)
 		}
 		fmt.Fprintf(stderr, "sluice bench: unknown benchmark %q\n", args[0])
 		return 2
