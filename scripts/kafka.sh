@@ -271,7 +271,7 @@ launch() {
 		-Djava.awt.headless=true -Dkafka.logs.dir="$dir" \
 		-Dlog4j2.configurationFile="$dir/log4j2.properties" "${CDS_OPTS[@]}" "${jvm_opts[@]}" \
 		-cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
-		>>"$dir/kafka.log" 2>&1 </dev/null &
+		>>"$dir/kafka.log" 2>&1 </dev/null 9>&- & # 9: the lock, which the broker must not keep
 	local k
 	for ((k = 0; k < 50; k++)); do [[ -s $(pid_file "$i") ]] && break; sleep 0.1; done
 }
@@ -491,6 +491,15 @@ cmd_clean() {
 	log "removed $RUN_DIR"
 }
 
+# lock: one mutating command at a time per run dir (go test runs packages in parallel). The lock
+# file sits next to the run dir so that clean and --fresh can delete the run dir while holding it.
+lock() {
+	command -v flock >/dev/null 2>&1 || return 0
+	mkdir -p "$(dirname "$RUN_DIR")"
+	exec 9>>"$RUN_DIR.lock"
+	flock -w $((START_TIMEOUT + STOP_TIMEOUT + 300)) 9 || die "another kafka.sh holds $RUN_DIR.lock"
+}
+
 main() {
 	(($#)) || usage
 	local cmd=$1
@@ -500,6 +509,9 @@ main() {
 	fi
 	is_uint "$START_TIMEOUT" || die "SLUICE_KAFKA_START_TIMEOUT must be seconds, got '$START_TIMEOUT'"
 	is_uint "$STOP_TIMEOUT" || die "SLUICE_KAFKA_STOP_TIMEOUT must be seconds, got '$STOP_TIMEOUT'"
+	case $cmd in
+	start | stop | restart | clean) lock ;;
+	esac
 	case $cmd in
 	start) cmd_start "$@" ;;
 	stop) cmd_stop "$@" ;;
