@@ -254,7 +254,7 @@ launch() {
 	for port in "$port" "$(controller_port_of "$i")"; do
 		port_open "$port" && die "127.0.0.1:$port is already in use by another process (another broker? set SLUICE_KAFKA_PORT)"
 	done
-	# Re-render so knob changes (heap aside) apply on restart; the data dir is untouched.
+	# Re-render so knob changes apply on restart; the data dir is untouched.
 	render_config "$i"
 	: >>"$dir/kafka.log"
 	printf '\n===== %s start (kafka %s, node %s) =====\n' "$(date -u +%FT%TZ)" "$VERSION" "$i" >>"$dir/kafka.log"
