@@ -55,7 +55,7 @@ func SVG(w io.Writer, title string, rs []Result) error {
 				color = "#c53030"
 			}
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="18" fill="%s"/>`+"\n", barX, y+6, dw, color)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" %s>%d / %d</text>`+"\n", barX+4, y+19, fontFam, c.Duplicates, bound)
+			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" %s>%d / %d</text>`+"\n", barX+barW-4, y+19, fontFam, c.Duplicates, bound)
 		} else {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" %s>%d duplicates (bound 0)</text>`+"\n", barX, y+20, fontFam, c.Duplicates)
 		}

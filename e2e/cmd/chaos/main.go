@@ -96,7 +96,11 @@ func main() {
 	if *svg != "" {
 		f, err := os.Create(*svg)
 		if err == nil {
-			err = e2e.SVG(f, fmt.Sprintf("Sluice fault suite on %s: %d records per scenario, window %d", *broker, size.Records, size.Window), rs)
+			name := *broker
+			if name == "kafka" {
+				name = "Apache Kafka"
+			}
+			err = e2e.SVG(f, fmt.Sprintf("Sluice fault suite on %s: %d records per scenario, window %d", name, size.Records, size.Window), rs)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
