@@ -46,6 +46,12 @@ type Config struct {
 	// 0.5): fetching pauses at the high mark and resumes at the low one.
 	HighWater float64
 	LowWater  float64
+	// PauseDelay is how long the window must stay under pressure (reached
+	// the high-water mark and not yet back at the low one) before
+	// partitions pause (default 200 ms), so a window that fills for a moment
+	// while a commit is on its way does not stop fetching. The budget holds
+	// regardless: it is enforced when records are admitted.
+	PauseDelay time.Duration
 
 	// Ordering of deliveries (default OrderKey).
 	Ordering Ordering
@@ -136,6 +142,7 @@ func (c *Config) setDefaults() {
 			*v = d
 		}
 	}
+	dur(&c.PauseDelay, 200*time.Millisecond)
 	dur(&c.CommitInterval, time.Second)
 	dur(&c.RebalanceTimeout, 10*time.Second)
 	dur(&c.ShutdownTimeout, 30*time.Second)
@@ -187,7 +194,7 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"CommitInterval", c.CommitInterval}, {"RebalanceTimeout", c.RebalanceTimeout},
+		{"PauseDelay", c.PauseDelay}, {"CommitInterval", c.CommitInterval}, {"RebalanceTimeout", c.RebalanceTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout}, {"RetryInitialBackoff", c.RetryInitialBackoff},
 		{"RetryMaxBackoff", c.RetryMaxBackoff},
 	} {

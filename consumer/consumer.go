@@ -213,9 +213,16 @@ func (c *Consumer) Size() int { return c.pipe.size() }
 // Window returns the in-flight window.
 func (c *Consumer) Window() *Window { return c.win }
 
-// commitLoop commits on the interval and whenever enough is done.
+// pressureCommitGap is the pause between commits while the window is above
+// its low-water mark: delivered records hold their place until committed,
+// so under pressure the committer keeps up with the sink instead of
+// waiting for the interval (at most 200 commits a second).
+const pressureCommitGap = 5 * time.Millisecond
+
+// commitLoop commits on the interval, whenever a quarter of the window is
+// done, and every few milliseconds while the window is above low water.
 func (c *Consumer) commitLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.CommitInterval)
+	t := time.NewTimer(c.cfg.CommitInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -226,6 +233,11 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		}
 		_ = c.commit(ctx, nil) // logged inside; failures stay in the window
 		c.evaluateFlow()
+		next := c.cfg.CommitInterval
+		if c.win.Fill() > c.win.low {
+			next = min(next, pressureCommitGap)
+		}
+		t.Reset(next)
 	}
 }
 

@@ -172,14 +172,15 @@ func value100(i int) ([]byte, []byte) {
 }
 
 func TestSlowSinkPausesAndWindowStaysInBudget(t *testing.T) {
-	const n = 4000
+	const n = 6000
 	cl, topics := kafkatest.New(t, 4, "slow")
 	cl.Produce(topics[0], n, value100)
 	sink := newLedger()
-	sink.delay = time.Millisecond
+	sink.delay = 2 * time.Millisecond // 4 workers: about 2000 records/s
 	cfg := baseConfig(cl.Brokers, topics[0], "g-"+topics[0])
-	cfg.MaxRecords = 400
-	cfg.MaxBytes = 32 << 10 // about 250 records of 130 bytes: bytes bind first
+	cfg.MaxRecords = 2000
+	cfg.MaxBytes = 160 << 10 // about 1550 records of 103 bytes: bytes bind first
+	cfg.PauseDelay = 100 * time.Millisecond // the window turns over in about 0.8 s
 	c, err := consumer.New(cfg, sink, consumer.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,12 @@ var pauseReasons = []string{ReasonWindowHigh, ReasonOverFairShare, ReasonWindowF
 // window has no room for another record.
 //
 // The policy, with hysteresis so it does not flap:
+//   - nothing pauses until the window has been under pressure for
+//     PauseDelay: from the moment the fill reached high water, without
+//     falling back to low water since. A window that fills for a moment because a commit
+//     is on its way is no reason to stop fetching (a pause drops what the
+//     client has buffered for the partition, to be fetched again). The
+//     budget never depends on pausing: the fetcher admits only what fits.
 //   - fill <= low water: resume everything.
 //   - fill >= high water: pause the partitions over their fair share; if
 //     none is, pause them all.
@@ -39,6 +45,14 @@ func (p *pipeline) decideFlow(now time.Time, gated bool) (pause, resume []*parti
 	if n == 0 {
 		return nil, nil
 	}
+	// Pressure starts when the fill reaches high water and lasts until it
+	// falls back to low water (the same hysteresis as resuming).
+	if fill <= w.low {
+		p.highSince = time.Time{}
+	} else if fill >= w.high && p.highSince.IsZero() {
+		p.highSince = now
+	}
+	sustained := !p.highSince.IsZero() && now.Sub(p.highSince) >= p.pauseDelay
 	shareRecs := w.maxRecords / n
 	shareBytes := w.maxBytes / n
 	over := func(part *partition, f float64) bool {
@@ -57,14 +71,14 @@ func (p *pipeline) decideFlow(now time.Time, gated bool) (pause, resume []*parti
 			}
 		}
 		return pause, resume
-	case gated:
+	case gated && sustained:
 		for _, part := range p.parts {
 			if !part.paused {
 				set(part, ReasonWindowFull)
 			}
 		}
 		return pause, resume
-	case fill >= w.high:
+	case fill >= w.high && sustained:
 		var overShare []*partition
 		for _, part := range p.parts {
 			if !part.paused && over(part, 1) {

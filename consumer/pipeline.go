@@ -99,6 +99,10 @@ type pipeline struct {
 	infl    int   // inside a worker
 	relRecs int64 // done but not yet committed, all partitions
 
+	// Pause policy state (flow.go).
+	pauseDelay time.Duration
+	highSince  time.Time // when the fill reached high water; zero once it is back at low water
+
 	target, running int
 	stopped         bool
 	wg              sync.WaitGroup
@@ -138,6 +142,7 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 		dl:         newDeadLetters(nil, prometheus.NewRegistry()),
 		kickCommit: make(chan struct{}, 1),
 		kickAt:     max(1, int64(cfg.MaxRecords)/4),
+		pauseDelay: cfg.PauseDelay,
 		parts:      make(map[topicPartition]*partition),
 	}
 	p.batch, _ = sink.(BatchSink)
@@ -416,13 +421,21 @@ func (p *pipeline) deliver(batch []*Message) int {
 		done = p.deliverBatch(batch)
 		p.completed.Add(uint64(done))
 	}
+	// Completions are counted in groups so that workers do not all write
+	// one shared counter for every record, and often enough for the
+	// autoscaler to see a slow sink's progress.
+	counted := done
 	for _, m := range batch[done:] {
 		if !p.deliverOne(m) {
 			break
 		}
-		p.completed.Add(1)
 		done++
+		if done-counted == 16 {
+			p.completed.Add(16)
+			counted = done
+		}
 	}
+	p.completed.Add(uint64(done - counted))
 	d := time.Since(start)
 	p.busy.Add(-1)
 	p.busyNanos.Add(int64(d))

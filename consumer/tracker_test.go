@@ -113,7 +113,18 @@ func TestWindowHighLowAndGate(t *testing.T) {
 
 func TestDecideFlowHysteresisAndFairShare(t *testing.T) {
 	w := NewWindow(100, 1<<30, 0.8, 0.5)
-	p := &pipeline{win: w, parts: map[topicPartition]*partition{}}
+	p := &pipeline{win: w, parts: map[topicPartition]*partition{}, pauseDelay: time.Second}
+	now := time.Unix(1000, 0)
+	// decide asks twice, PauseDelay apart, as a full window sustained.
+	decide := func() ([]*partition, []*partition) {
+		pause, resume := p.decideFlow(now, false)
+		if len(pause) > 0 {
+			return pause, resume
+		}
+		now = now.Add(time.Second)
+		p2, r2 := p.decideFlow(now, false)
+		return p2, append(resume, r2...)
+	}
 	a, b := newPartition(topicPartition{"t", 0}), newPartition(topicPartition{"t", 1})
 	p.parts[a.topicPartition], p.parts[b.topicPartition] = a, b
 	hold := func(part *partition, n int64) {
@@ -124,34 +135,34 @@ func TestDecideFlowHysteresisAndFairShare(t *testing.T) {
 	// pauses alone.
 	hold(a, 60)
 	hold(b, 20)
-	pause, resume := p.decideFlow(time.Time{}, false)
+	pause, resume := decide()
 	if len(pause) != 1 || pause[0] != a || a.pauseReason != ReasonOverFairShare || len(resume) != 0 {
 		t.Fatalf("pause %v resume %v", pause, resume)
 	}
 	// a drains to 40 (fill 60%): under its share but above low/high of it
 	// (31.25): stays paused.
 	hold(a, 40)
-	if pause, resume = p.decideFlow(time.Time{}, false); len(pause)+len(resume) != 0 {
+	if pause, resume = decide(); len(pause)+len(resume) != 0 {
 		t.Fatalf("flapped: pause %v resume %v", pause, resume)
 	}
 	// a drains to 31 (fill 51%, above the low mark): it resumes on its own.
 	hold(a, 31)
-	if _, resume = p.decideFlow(time.Time{}, false); len(resume) != 1 || a.paused {
+	if _, resume = decide(); len(resume) != 1 || a.paused {
 		t.Fatalf("resume %v", resume)
 	}
 	// Even spread at the high mark: both pause.
 	hold(a, 40)
 	hold(b, 40)
-	if pause, _ = p.decideFlow(time.Time{}, false); len(pause) != 2 || b.pauseReason != ReasonWindowHigh {
+	if pause, _ = decide(); len(pause) != 2 || b.pauseReason != ReasonWindowHigh {
 		t.Fatalf("pause %v", pause)
 	}
 	// Between the marks nothing changes; at the low mark both resume.
 	hold(a, 30)
-	if pause, resume = p.decideFlow(time.Time{}, false); len(pause)+len(resume) != 0 {
+	if pause, resume = decide(); len(pause)+len(resume) != 0 {
 		t.Fatalf("flapped between marks: pause %v resume %v", pause, resume)
 	}
 	hold(a, 10)
-	if _, resume = p.decideFlow(time.Time{}, false); len(resume) != 2 {
+	if _, resume = decide(); len(resume) != 2 {
 		t.Fatalf("resume %v", resume)
 	}
 }

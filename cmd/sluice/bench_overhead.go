@@ -35,6 +35,10 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 	ordering := fs.String("ordering", "key", "Sluice ordering: key, partition or none")
 	keys := fs.Int("keys", 0, "distinct keys (0: records have no key)")
 	workers := fs.Int("workers", 4, "Sluice workers")
+	maxRecords := fs.Int("max-records", 0, "Sluice window budget in records (0: the default)")
+	fetchMaxBytes := fs.Int64("fetch-max-bytes", 0, "Sluice fetch size (0: derived from the budget)")
+	highWater := fs.Float64("high-water", 0, "Sluice high-water mark (0: the default)")
+	only := fs.String("only", "", "run only raw or sluice rounds (for profiling)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -82,34 +86,48 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 		return 1
 	}
 	var raw, slu []float64
+	var rawCPU, sluCPU []float64 // process CPU time per record, ns
 	for r := range *rounds {
 		order := []string{"raw", "sluice"}
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
+		if *only != "" {
+			order = []string{*only}
+		}
 		for _, which := range order {
 			group := fmt.Sprintf("%s-%s-%d", topic, which, r)
 			var rps float64
 			var err error
+			cpu0 := cpuTime()
 			if which == "raw" {
 				rps, err = rawRound(ctx, brokers, topic, group, *records)
 				raw = append(raw, rps)
+				rawCPU = append(rawCPU, float64(cpuTime()-cpu0)/float64(*records))
 			} else {
-				rps, err = sluiceRound(ctx, brokers, topic, group, *records, consumer.Ordering(*ordering), *workers)
+				cfg := consumer.Config{Ordering: consumer.Ordering(*ordering), Workers: *workers, MaxRecords: *maxRecords, HighWater: *highWater,
+					Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{topic}, Group: group, FetchMaxBytes: *fetchMaxBytes}}
+				rps, err = sluiceRound(ctx, cfg, *records)
 				slu = append(slu, rps)
+				sluCPU = append(sluCPU, float64(cpuTime()-cpu0)/float64(*records))
 			}
 			if err != nil {
 				fmt.Fprintf(stderr, "bench: %s round %d: %v\n", which, r+1, err)
 				return 1
 			}
-			fmt.Fprintf(stdout, "round %d  %-6s %10.0f records/s\n", r+1, which, rps)
+			fmt.Fprintf(stdout, "round %d  %-6s %10.0f records/s  %6.0f ns CPU/record\n", r+1, which, rps,
+				float64(cpuTime()-cpu0)/float64(*records))
 		}
 	}
 	mr, ms := median(raw), median(slu)
+	if mr == 0 {
+		mr = 1
+	}
 	out, _ := json.Marshal(map[string]any{
 		"records": *records, "size": *size, "partitions": *partitions, "rounds": *rounds,
 		"ordering": *ordering, "keys": *keys, "workers": *workers, "brokers": where,
 		"raw_rps": int64(mr), "sluice_rps": int64(ms), "ratio": float64(int(ms/mr*1000)) / 1000,
+		"raw_cpu_ns_per_record": int64(median(rawCPU)), "sluice_cpu_ns_per_record": int64(median(sluCPU)),
 	})
 	fmt.Fprintln(stdout, string(out))
 	return 0
@@ -174,9 +192,7 @@ func rawRound(ctx context.Context, brokers []string, topic, group string, n int)
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-func sluiceRound(ctx context.Context, brokers []string, topic, group string, n int, ord consumer.Ordering, workers int) (float64, error) {
-	cfg := consumer.Config{Ordering: ord, Workers: workers, Kafka: consumer.KafkaConfig{
-		Brokers: brokers, Topics: []string{topic}, Group: group}}
+func sluiceRound(ctx context.Context, cfg consumer.Config, n int) (float64, error) {
 	c, err := consumer.New(cfg, sinks.Noop{}, consumer.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return 0, err

@@ -41,10 +41,11 @@ type envConfig struct {
 	KafkaSASLPassword     string        `env:"KAFKA_SASL_PASSWORD" secret:"true" help:"SASL password (prefer _FILE)"`
 	KafkaSASLPasswordFile string        `env:"KAFKA_SASL_PASSWORD_FILE,file" secret:"true" help:"file holding the SASL password (e.g. a mounted Secret)"`
 
-	BufferMaxRecords int      `env:"BUFFER_MAX_RECORDS" envDefault:"100000" help:"in-flight budget in records, for the whole process (fetched until committed)"`
-	BufferMaxBytes   byteSize `env:"BUFFER_MAX_BYTES" envDefault:"64MiB" help:"in-flight budget in bytes of key+value+headers; units such as 64MiB or 1GB"`
-	BufferHighWater  float64  `env:"BUFFER_HIGH_WATER" envDefault:"0.8" help:"fraction of the budget at which partitions pause"`
-	BufferLowWater   float64  `env:"BUFFER_LOW_WATER" envDefault:"0.5" help:"fraction of the budget at which paused partitions resume"`
+	BufferMaxRecords int           `env:"BUFFER_MAX_RECORDS" envDefault:"100000" help:"in-flight budget in records, for the whole process (fetched until committed)"`
+	BufferMaxBytes   byteSize      `env:"BUFFER_MAX_BYTES" envDefault:"64MiB" help:"in-flight budget in bytes of key+value+headers; units such as 64MiB or 1GB"`
+	BufferHighWater  float64       `env:"BUFFER_HIGH_WATER" envDefault:"0.8" help:"fraction of the budget at which partitions pause"`
+	BufferLowWater   float64       `env:"BUFFER_LOW_WATER" envDefault:"0.5" help:"fraction of the budget at which paused partitions resume"`
+	BufferPauseDelay time.Duration `env:"BUFFER_PAUSE_DELAY" envDefault:"200ms" help:"how long the window stays above high water (not yet back at low) before partitions pause; the budget holds regardless"`
 
 	Ordering     string `env:"ORDERING" envDefault:"key" help:"key (same key in order), partition, or none"`
 	BatchMax     int    `env:"BATCH_MAX" envDefault:"256" help:"most messages a worker takes from one lane at once"`
@@ -241,7 +242,7 @@ func loadConfig(environ []string) (*envConfig, error) {
 // consumerField maps consumer.Config fields to the variables that set them.
 var consumerField = map[string]string{
 	"MaxRecords": "BUFFER_MAX_RECORDS", "MaxBytes": "BUFFER_MAX_BYTES",
-	"HighWater": "BUFFER_HIGH_WATER", "LowWater": "BUFFER_LOW_WATER",
+	"HighWater": "BUFFER_HIGH_WATER", "LowWater": "BUFFER_LOW_WATER", "PauseDelay": "BUFFER_PAUSE_DELAY",
 	"Ordering": "ORDERING", "Workers": "WORKERS_MIN", "BatchMax": "BATCH_MAX",
 	"CommitInterval": "COMMIT_INTERVAL", "RebalanceTimeout": "REBALANCE_TIMEOUT",
 	"ShutdownTimeout": "SHUTDOWN_TIMEOUT", "RetryInitialBackoff": "RETRY_INITIAL_BACKOFF",
@@ -275,7 +276,7 @@ func (c *envConfig) consumerConfig() (consumer.Config, error) {
 	}
 	return consumer.Config{
 		MaxRecords: c.BufferMaxRecords, MaxBytes: int64(c.BufferMaxBytes),
-		HighWater: c.BufferHighWater, LowWater: c.BufferLowWater,
+		HighWater: c.BufferHighWater, LowWater: c.BufferLowWater, PauseDelay: c.BufferPauseDelay,
 		Ordering: consumer.Ordering(c.Ordering), Workers: c.initialWorkers(), BatchMax: c.BatchMax,
 		CommitInterval: c.CommitInterval, RebalanceTimeout: c.RebalanceTimeout,
 		ShutdownTimeout:     c.ShutdownTimeout,

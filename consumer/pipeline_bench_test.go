@@ -1,0 +1,88 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// BenchmarkPipeline measures the pipeline's own cost per record, with no
+// broker: admit batches of 1000 records from 8 partitions, deliver them to
+// a sink that does nothing, commit and release as the Kafka source does.
+func BenchmarkPipeline(b *testing.B) {
+	for _, ord := range []Ordering{OrderKey, OrderPartition, OrderNone} {
+		for _, keys := range []int{0, 64} {
+			b.Run(fmt.Sprintf("%s/keys=%d", ord, keys), func(b *testing.B) {
+				benchPipeline(b, ord, keys)
+			})
+		}
+	}
+}
+
+func benchPipeline(b *testing.B, ord Ordering, keys int) {
+	cfg := Config{Ordering: ord, Workers: 4, Kafka: KafkaConfig{Brokers: []string{"x:1"}, Topics: []string{"t"}}}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	win := NewWindow(cfg.MaxRecords, cfg.MaxBytes, cfg.HighWater, cfg.LowWater)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p := newPipeline(&cfg, SinkFunc(func(_ context.Context, m *Message) error { return nil }), win, log, newMetrics(prometheus.NewRegistry()))
+	const parts, batch = 8, 1000
+	tps := make([]topicPartition, parts)
+	for i := range tps {
+		tps[i] = topicPartition{"t", int32(i)}
+	}
+	p.assign(tps)
+	p.resize(cfg.Workers)
+	defer p.stop()
+	value := make([]byte, 100)
+	keyBytes := make([][]byte, keys)
+	for i := range keyBytes {
+		keyBytes[i] = []byte(fmt.Sprintf("key-%d", i))
+	}
+	offsets := make([]int64, parts)
+	var waiting []fetched
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := 0
+	for done < b.N {
+		for win.Room() == 0 || len(waiting) > 0 {
+			waiting = p.admitFitting(waiting)
+			if cps := p.commitPoints(nil); len(cps) > 0 {
+				p.committed(cps)
+			} else {
+				runtime.Gosched() // the workers are still delivering
+			}
+		}
+		part := done / batch % parts
+		msgs := make([]Message, batch)
+		ptrs := make([]*Message, batch)
+		for i := range msgs {
+			m := &msgs[i]
+			m.Topic, m.Partition, m.Offset, m.Value = "t", int32(part), offsets[part], value
+			if keys > 0 {
+				m.Key = keyBytes[i%keys]
+			}
+			m.size = int64(len(m.Key) + len(m.Value))
+			offsets[part]++
+			ptrs[i] = m
+		}
+		win.SawRecord(110)
+		waiting = append(waiting, fetched{part: p.partition(tps[part]), msgs: ptrs, hwm: -1})
+		waiting = p.admitFitting(waiting)
+		done += batch
+	}
+	for p.completed.Load() < uint64(done) {
+		if cps := p.commitPoints(nil); len(cps) > 0 {
+			p.committed(cps)
+		} else {
+			runtime.Gosched()
+		}
+	}
+	b.StopTimer()
+}
