@@ -42,6 +42,7 @@ buffer.maxRecords: SLUICE_BUFFER_MAX_RECORDS
 buffer.maxBytes: SLUICE_BUFFER_MAX_BYTES
 buffer.highWater: SLUICE_BUFFER_HIGH_WATER
 buffer.lowWater: SLUICE_BUFFER_LOW_WATER
+buffer.pauseDelay: SLUICE_BUFFER_PAUSE_DELAY
 ordering: SLUICE_ORDERING
 batchMax: SLUICE_BATCH_MAX
 workers.min: SLUICE_WORKERS_MIN
