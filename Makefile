@@ -1,9 +1,15 @@
 # Sluice: build, test, demo, bench.
+#
+#   make test    everything that runs on this machine (what CI runs):
+#                vet, the race-enabled suite (kfake, in-process nats-server,
+#                a throwaway PostgreSQL), the same integration tests against a
+#                real Apache Kafka broker, and the Helm chart against a real
+#                kube-apiserver. Parts that cannot run here say so loudly.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test test-unit demo bench vet readme
+.PHONY: build test vet test-unit test-kafka test-k8s chaos demo bench readme image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
@@ -11,11 +17,31 @@ build:
 vet:
 	$(GO) vet ./...
 
-# test is the project's test command: everything that runs on this machine.
-test: vet test-unit
+test: vet test-unit test-kafka test-k8s
 
+# The suite with a throwaway PostgreSQL for the PostgreSQL sink (its tests
+# skip, saying so, when the server cannot be started).
 test-unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@dsn=$$(scripts/postgres.sh start) || dsn=; \
+	SLUICE_TEST_POSTGRES_DSN=$$dsn $(GO) test -race -count=1 -timeout 20m ./...; rc=$$?; \
+	scripts/postgres.sh stop; exit $$rc
+
+# The Kafka integration tests and the overhead bench against a real broker
+# (scripts/kafka.sh fetches Apache Kafka with Maven; skipped loudly without
+# java and mvn, a failure with SLUICE_REQUIRE_KAFKA=1).
+test-kafka:
+	scripts/test-real-kafka.sh
+
+# The chart: render matrix with strict decoding, helm lint, and a real
+# kube-apiserver with etcd (tools built from the Go module proxy and cached
+# in ~/.cache/sluice; skipped loudly when they cannot be built, a failure
+# with SLUICE_K8S=require).
+test-k8s: build
+	SLUICE_BIN=$(CURDIR)/bin/sluice scripts/k8s.sh all
+
+# The fault suite against the real binary (short by default; --long soaks).
+chaos: build
+	scripts/chaos.sh
 
 demo:
 	$(GO) run ./cmd/sluice demo
@@ -23,7 +49,11 @@ demo:
 bench: build
 	./bin/sluice bench overhead
 
+image:
+	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/sluicehq/sluice:$(VERSION) .
+
 # readme regenerates the environment table in README.md from the code.
 readme:
+	@mkdir -p build
 	$(GO) run ./cmd/sluice config --env > build/env-table.md
 	awk 'BEGIN{t="build/env-table.md"} /<!-- env:begin/{print; while((getline l < t)>0) print l; skip=1; next} /<!-- env:end/{skip=0} !skip' README.md > build/README.md && mv build/README.md README.md
