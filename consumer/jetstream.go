@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -422,11 +424,15 @@ func (s *jsSource) admit(buf []jetstream.Msg) {
 		m.Source = SourceJetStream
 		m.Topic = jm.Subject()
 		m.Value = jm.Data()
-		if meta, err := jm.Metadata(); err == nil {
-			m.Offset = int64(meta.Sequence.Stream)
-			m.Time = meta.Timestamp
+		if md, ok := parseAckSubject(jm.Reply()); ok {
+			m.Offset = int64(md.streamSeq)
+			m.Time = time.Unix(0, md.timestamp)
 			// deliverOne adds this delivery: Attempt then is the
 			// server's delivery count.
+			m.Attempt = int(md.delivered) - 1
+		} else if meta, err := jm.Metadata(); err == nil {
+			m.Offset = int64(meta.Sequence.Stream)
+			m.Time = meta.Timestamp
 			m.Attempt = int(meta.NumDelivered) - 1
 		}
 		hb := setHeaders(m, jm.Headers())
@@ -718,10 +724,11 @@ func setHeaders(m *Message, h nats.Header) int64 {
 }
 
 // natsKey is a NATS message's ordering key: the subject, or the value of
-// keyHeader when it is set (none when the message lacks the header).
+// keyHeader when it is set (none when the message lacks the header). The
+// subject's bytes are shared, not copied: Message.Key is read-only.
 func natsKey(m *Message, keyHeader string) []byte {
 	if keyHeader == "" {
-		return []byte(m.Topic)
+		return unsafe.Slice(unsafe.StringData(m.Topic), len(m.Topic))
 	}
 	for _, h := range m.Headers {
 		if h.Key == keyHeader {
@@ -729,4 +736,69 @@ func natsKey(m *Message, keyHeader string) []byte {
 		}
 	}
 	return nil
+}
+
+// ackMeta is what a JetStream ack subject says about a delivery.
+type ackMeta struct {
+	delivered uint64 // deliveries of this message so far, this one included
+	streamSeq uint64
+	timestamp int64 // when the stream stored it, Unix ns
+}
+
+// parseAckSubject reads an ack subject without allocating (the jetstream
+// package's Metadata allocates; this runs once per message). The layouts:
+//
+//	v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+//	v2: $JS.ACK.<domain>.<acc hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
+//
+// Stream and consumer names cannot contain dots, so the fields are found by
+// position. It reports false for anything else (the caller falls back to
+// Metadata).
+func parseAckSubject(reply string) (ackMeta, bool) {
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if !ok {
+		return ackMeta{}, false
+	}
+	var tok [12]string
+	n := 0
+	for n < len(tok) {
+		var t string
+		t, rest, ok = strings.Cut(rest, ".")
+		tok[n] = t
+		n++
+		if !ok {
+			break
+		}
+	}
+	// Fields counted after "$JS.ACK.": v1 has 7, v2 at least 9.
+	first := 0 // index of <delivered>
+	switch {
+	case n == 7:
+		first = 2
+	case n >= 9:
+		first = 4
+	default:
+		return ackMeta{}, false
+	}
+	num := func(s string) (uint64, bool) {
+		if s == "" {
+			return 0, false
+		}
+		var v uint64
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		return v, true
+	}
+	d, ok1 := num(tok[first])
+	seq, ok2 := num(tok[first+1])
+	tm, ok3 := num(tok[first+3])
+	if !ok1 || !ok2 || !ok3 {
+		return ackMeta{}, false
+	}
+	return ackMeta{delivered: d, streamSeq: seq, timestamp: int64(tm)}, true
 }
