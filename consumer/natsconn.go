@@ -85,7 +85,7 @@ type NATSConfig struct {
 	// ask for more than it leaves room for. With several replicas, raise it
 	// to replicas × MaxRecords.
 	MaxAckPending int
-	// PullMaxRecords caps one pull request (default 10000, at most
+	// PullMaxRecords caps one pull request (default 50000, at most
 	// MaxRecords). Pulls are sized from the window's free room in records
 	// and bytes; this only bounds one request's buffers.
 	PullMaxRecords int
@@ -146,7 +146,7 @@ func (n *NATSConfig) setDefaults(c *Config) {
 		n.MaxAckPending = c.MaxRecords
 	}
 	if n.PullMaxRecords == 0 {
-		n.PullMaxRecords = min(10_000, max(c.MaxRecords, 1))
+		n.PullMaxRecords = min(50_000, max(c.MaxRecords, 1))
 	}
 	if n.PendingMsgs == 0 {
 		n.PendingMsgs = 65536
