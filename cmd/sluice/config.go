@@ -23,7 +23,8 @@ const envPrefix = "SLUICE_"
 // documents the variable; `sluice config --env` prints them all, and the
 // README's table is checked against it.
 type envConfig struct {
-	Source string `env:"SOURCE" envDefault:"kafka" help:"where messages come from: kafka"`
+	Source  string `env:"SOURCE" envDefault:"kafka" help:"where messages come from: kafka, jetstream (NATS JetStream, at least once) or nats (core NATS, at most once)"`
+	NATSEnv        // SLUICE_NATS_*: the jetstream and nats sources, config_nats.go
 
 	KafkaBrokers          []string      `env:"KAFKA_BROKERS" help:"bootstrap brokers, comma separated host:port (required for kafka)"`
 	KafkaTopics           []string      `env:"KAFKA_TOPICS" help:"topics to consume, comma separated (required for kafka)"`
@@ -199,7 +200,8 @@ func loadConfig(environ []string) (*envConfig, error) {
 		}
 		bad(name, "want one of "+strings.Join(allowed, ", "))
 	}
-	oneOf("SOURCE", cfg.Source, "kafka")
+	oneOf("SOURCE", cfg.Source, "kafka", "jetstream", "nats")
+	problems = append(problems, cfg.natsSourceProblems(vars)...)
 	oneOf("SINK", cfg.Sink, sinkKinds...)
 	problems = append(problems, cfg.sinkProblems(vars)...)
 	oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
@@ -275,6 +277,7 @@ func (c *envConfig) consumerConfig() (consumer.Config, error) {
 		return consumer.Config{}, err
 	}
 	return consumer.Config{
+		Source: c.Source, NATS: c.natsSourceConfig(),
 		MaxRecords: c.BufferMaxRecords, MaxBytes: int64(c.BufferMaxBytes),
 		HighWater: c.BufferHighWater, LowWater: c.BufferLowWater, PauseDelay: c.BufferPauseDelay,
 		Ordering: consumer.Ordering(c.Ordering), Workers: c.initialWorkers(), BatchMax: c.BatchMax,
