@@ -192,7 +192,7 @@ func (s *jsSource) start() error {
 			"reason", "max_ack_pending", "max_ack_pending", mp, "window_records", s.c.cfg.MaxRecords)
 	}
 	s.c.log.Info("jetstream consumer ready", "reason", "started", "stream", s.cfg.Stream,
-		"consumer", s.cfg.Consumer, "bound", s.cfg.Bind, "ack_wait", s.ackWait, "max_ack_pending", mp,
+		"consumer", s.cfg.Consumer, "bound", s.cfg.Bind, "ack_wait", s.ackWait.String(), "max_ack_pending", mp,
 		"num_pending", info.NumPending, "num_ack_pending", info.NumAckPending)
 
 	lctx, stop := context.WithCancel(context.Background())
@@ -570,8 +570,8 @@ func (s *jsSource) readInfo(ctx context.Context) {
 // setInfo records the consumer's state. The lag is num_pending +
 // num_ack_pending: what the stream holds for this consumer that is not
 // acked yet. It reaches Stats().Lag (and so the pod scale signal) through
-// the partition: its committed offset is the ack floor and its high
-// watermark the floor plus the lag.
+// the partition, in Kafka's terms: its committed (and done) offset is the
+// sequence after the ack floor, and its high watermark that plus the lag.
 func (s *jsSource) setInfo(info *jetstream.ConsumerInfo) {
 	s.numPending.Store(int64(info.NumPending))
 	s.numAckPending.Store(int64(info.NumAckPending))
@@ -582,9 +582,9 @@ func (s *jsSource) setInfo(info *jetstream.ConsumerInfo) {
 	p := s.c.pipe
 	p.mu.Lock()
 	if s.part != nil && !s.part.gone {
-		floor := int64(info.AckFloor.Stream)
-		s.part.committed = floor
-		s.part.hwm = floor + int64(info.NumPending) + int64(info.NumAckPending)
+		next := int64(info.AckFloor.Stream) + 1
+		s.part.committed, s.part.doneOffset = next, next
+		s.part.hwm = next + int64(info.NumPending) + int64(info.NumAckPending)
 	}
 	p.mu.Unlock()
 }
