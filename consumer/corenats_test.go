@@ -43,6 +43,8 @@ func TestCoreNATSDeliversInOrderPerSubject(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	nc.Close()
+	checkNoNATSGoroutines(t)
 	sink.checkExactlyOnce(t, n) // Offset is the receive counter, from 1
 	for subj, seqs := range sink.bySubj {
 		for i := 1; i < len(seqs); i++ {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -525,4 +526,73 @@ func TestJetStreamBindAndMissingStream(t *testing.T) {
 	if info := consumerInfo(t, js, "BIND", "pre"); info.Config.AckWait != 7*time.Second {
 		t.Errorf("bound consumer changed: ack wait %s", info.Config.AckWait)
 	}
+}
+
+// A clean stop in the middle of the stream (SIGTERM) then a restart on the
+// same durable: nothing lost, nothing delivered twice, and nothing of the
+// first consumer outlives its Run.
+func TestJetStreamStopAndRestartDeliversExactlyOnce(t *testing.T) {
+	const n = 3000
+	ns := startNATS(t)
+	nc, js := ns.client()
+	createStream(t, js, "STOP", "stop.>")
+	publish(t, js, []string{"stop.a", "stop.b", "stop.c"}, n, 100, nil)
+	nc.Close()
+
+	sink := newSeqLedger()
+	sink.deliver = func(ctx context.Context, m *consumer.Message) error {
+		select {
+		case <-time.After(500 * time.Microsecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cfg := jsConfig(ns.URL, "STOP")
+	cfg.MaxRecords = 500
+	for round := range 2 {
+		c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := runNATS(t, c)
+		if round == 0 {
+			sink.waitDistinct(t, n/3, time.Minute)
+		} else {
+			sink.waitDistinct(t, n, time.Minute)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("round %d: Run: %v", round, err)
+		}
+		if w := c.Window(); w.Records() != 0 {
+			t.Errorf("round %d: window holds %d after the stop", round, w.Records())
+		}
+		checkNoNATSGoroutines(t)
+	}
+	sink.checkExactlyOnce(t, n)
+}
+
+// checkNoNATSGoroutines fails if a goroutine of a NATS source or of a
+// nats.go client is still running (the test's own clients must be closed).
+func checkNoNATSGoroutines(t *testing.T) {
+	t.Helper()
+	var leaked string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		leaked = ""
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "consumer.(*jsSource)") || strings.Contains(g, "consumer.(*coreSource)") ||
+				strings.Contains(g, "nats-io/nats%2ego.") || strings.Contains(g, "nats-io/nats.go/jetstream.") {
+				leaked = g
+				break
+			}
+		}
+		if leaked == "" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // goroutines finish after their owner returned: poll
+	}
+	t.Fatalf("a goroutine outlived its consumer:\n%s", leaked)
 }

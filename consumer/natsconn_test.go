@@ -2,9 +2,17 @@ package consumer_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -15,6 +23,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/consumer"
@@ -253,4 +262,121 @@ func unjoinErr(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// writeTLS writes a CA and a server certificate for 127.0.0.1 signed by
+// it, and returns the server's TLS config and the CA file.
+func writeTLS(t *testing.T) (*tls.Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sluice test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := dir + "/ca.pem"
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{
+		Certificate: [][]byte{srvDER}, PrivateKey: srvKey,
+	}}}, caFile
+}
+
+// Each way to authenticate and TLS: a source connects, consumes and stops.
+func TestNATSConnectsWithEachCredential(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := t.TempDir() + "/user.nk"
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, caFile := writeTLS(t)
+	for _, tc := range []struct {
+		name   string
+		server func(*server.Options)
+		client func(*consumer.NATSConfig)
+	}{
+		{"user and password", func(o *server.Options) { o.Username, o.Password = "u", "p" },
+			func(n *consumer.NATSConfig) { n.User, n.Password = "u", "p" }},
+		{"token", func(o *server.Options) { o.Authorization = "tok" },
+			func(n *consumer.NATSConfig) { n.Token = "tok" }},
+		{"nkey seed file", func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} },
+			func(n *consumer.NATSConfig) { n.NKeySeedFile = seedFile }},
+		{"tls", func(o *server.Options) { o.TLS, o.TLSConfig = true, tlsCfg },
+			func(n *consumer.NATSConfig) { n.TLSCAFile = caFile }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := startNATS(t, tc.server)
+			sink := newSeqLedger()
+			cfg := coreConfig(ns.URL, "auth.>")
+			tc.client(&cfg.NATS)
+			c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runNATS(t, c)
+			waitReady(t, c)
+			opts := []nats.Option{}
+			switch tc.name {
+			case "user and password":
+				opts = append(opts, nats.UserInfo("u", "p"))
+			case "token":
+				opts = append(opts, nats.Token("tok"))
+			case "nkey seed file":
+				o, err := nats.NkeyOptionFromSeed(seedFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts = append(opts, o)
+			case "tls":
+				opts = append(opts, nats.RootCAs(caFile))
+			}
+			nc, _ := ns.client(opts...)
+			if err := nc.Publish("auth.x", []byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			sink.waitDistinct(t, 1, 10*time.Second)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("tls without the CA", func(t *testing.T) {
+		ns := startNATS(t, func(o *server.Options) { o.TLS, o.TLSConfig = true, tlsCfg })
+		cfg := coreConfig(ns.URL, "auth.>")
+		c, err := consumer.New(cfg, newSeqLedger(), consumer.WithLogger(natsLog()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Run(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("Run = %v, want a certificate error", err)
+		}
+	})
 }
