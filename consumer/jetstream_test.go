@@ -596,3 +596,29 @@ func checkNoNATSGoroutines(t *testing.T) {
 	}
 	t.Fatalf("a goroutine outlived its consumer:\n%s", leaked)
 }
+
+// With DoubleAck every ack waits for the server's confirmation: when Run
+// has returned, the server has recorded them all.
+func TestJetStreamDoubleAck(t *testing.T) {
+	const n = 500
+	ns := startNATS(t)
+	_, js := ns.client()
+	createStream(t, js, "DOUBLE", "double.>")
+	publish(t, js, []string{"double.a", "double.b"}, n, 50, nil)
+	sink := newSeqLedger()
+	cfg := jsConfig(ns.URL, "DOUBLE")
+	cfg.NATS.DoubleAck = true
+	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runNATS(t, c)
+	sink.waitDistinct(t, n, time.Minute)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	sink.checkExactlyOnce(t, n)
+	if info := consumerInfo(t, js, "DOUBLE", "sluice"); info.AckFloor.Stream != n || info.NumAckPending != 0 {
+		t.Errorf("ack floor %d, ack pending %d", info.AckFloor.Stream, info.NumAckPending)
+	}
+}
