@@ -38,7 +38,8 @@ commands:
   demo      run a demo on an embedded Kafka cluster (--duration 30s)
   bench     benchmarks: overhead (pipeline vs raw client), autoscale (controller scenarios),
             workers (the controller on the real pipeline with a 1 ms sink),
-            sinks (noop vs HTTP vs PostgreSQL on the same data)
+            sinks (noop vs HTTP vs PostgreSQL on the same data),
+            memory (the service's RSS with a sink 100x slower than the producer)
   drain     ask the local service to drain (--addr, default from SLUICE_HTTP_ADDR)
   version   print the version
 `
@@ -59,7 +60,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return demo(ctx, args, stdout, stderr)
 	case "bench":
 		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sluice bench overhead|autoscale|workers|sinks [flags]")
+			fmt.Fprintln(stderr, "usage: sluice bench overhead|autoscale|workers|sinks|memory [flags]")
 			return 2
 		}
 		switch args[0] {
@@ -71,6 +72,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return benchWorkers(ctx, args[1:], stdout, stderr)
 		case "sinks":
 			return benchSinks(ctx, args[1:], environ, stdout, stderr)
+		case "memory":
+			return benchMemory(ctx, args[1:], stdout, stderr)
+		case "broker": // the memory bench's out-of-process broker
+			return benchBroker(ctx, args[1:], stderr)
 		}
 		fmt.Fprintf(stderr, "sluice bench: unknown benchmark %q\n", args[0])
 		return 2

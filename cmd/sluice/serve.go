@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	memLimit := setMemoryLimit(environ, int64(cfg.BufferMaxBytes))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -69,7 +71,8 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	log.Info("started", "version", version, "source", cfg.Source, "sink", cfg.Sink,
-		"http_addr", ln.Addr().String(), "workers", ccfg.Workers, "autoscale", cfg.Autoscale)
+		"http_addr", ln.Addr().String(), "workers", ccfg.Workers, "autoscale", cfg.Autoscale,
+		"memory_limit_bytes", memLimit)
 
 	stopController := func() {}
 	if ctl != nil {
@@ -98,6 +101,24 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit that follows the
+// window's byte budget (budget + 40 MiB), unless GOMEMLIMIT is set,
+// and returns the limit in force. Without it the heap may grow to twice
+// the live data before a collection (GOGC=100): with a full window that is
+// another budget's worth of garbage. Measured with `sluice bench memory`
+// (32 MiB budget, sink 100x slower than the producer, 60 s): peak RSS
+// 99.7 MiB without the limit, 82.7 MiB with it, flat after the window filled.
+func setMemoryLimit(environ []string, budget int64) int64 {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			return debug.SetMemoryLimit(-1) // -1 reads the limit without changing it
+		}
+	}
+	limit := budget + 40<<20
+	debug.SetMemoryLimit(limit)
+	return limit
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
