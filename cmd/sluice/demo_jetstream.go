@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,4 +324,26 @@ func gatherDemoMetrics(reg *prometheus.Registry) demoMetrics {
 		}
 	}
 	return m
+}
+
+// demoSource returns the value of a --source (or -source) flag in args,
+// "" when there is none, so that `sluice demo` can hand a jetstream demo
+// to demoJetStream before parsing its own flags.
+func demoSource(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "source" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
 }
