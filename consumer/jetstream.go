@@ -70,6 +70,14 @@ type jsSource struct {
 	buf    []jetstream.Msg
 
 	numPending, numAckPending, numRedelivered atomic.Int64
+	lagShare                                  atomic.Int64 // this replica's share of the lag
+
+	// For the lag share; owned by setInfo's caller (start, then readInfo).
+	received      atomic.Int64 // messages admitted (the run goroutine adds)
+	infoRead      bool
+	lastDelivered uint64  // the consumer's delivered sequence at the last reading
+	lastReceived  int64   // received at the last reading
+	share         float64 // fraction of the consumer's deliveries that come here
 
 	met jsMetrics
 
@@ -98,6 +106,7 @@ func newJetStreamSource(c *Consumer) (*jsSource, error) {
 	}
 	s.held.init()
 	s.maxAckPending.Store(int64(cfg.MaxAckPending))
+	s.share = 1
 	c.pipe.untracked = true
 	c.pipe.onDone = s.onDone
 	c.pipe.settle = s.settle
@@ -139,6 +148,7 @@ func (s *jsSource) register(reg prometheus.Registerer) {
 	gauge("sluice_nats_consumer_ack_pending_records", "Messages delivered to any replica and not acked yet (num_ack_pending).", &s.numAckPending)
 	gauge("sluice_nats_consumer_redelivered_records", "Messages delivered more than once and not acked yet (num_redelivered).", &s.numRedelivered)
 	gauge("sluice_nats_consumer_max_ack_pending", "The consumer's MaxAckPending: the most messages out unacked, all replicas together.", &s.maxAckPending)
+	gauge("sluice_nats_consumer_lag_share_records", "This replica's share of num_pending + num_ack_pending (by its share of the recent deliveries); sluice_consumer_lag_records reports it too.", &s.lagShare)
 }
 
 // start connects, creates or binds the consumer, and starts the loops that
@@ -446,6 +456,7 @@ func (s *jsSource) admit(buf []jetstream.Msg) {
 	c.win.SawRecord(largest)
 	c.win.Add(n, bytes)
 	c.met.fetchedBytes.Add(float64(bytes))
+	s.received.Add(int64(n))
 	c.pipe.admit(s.part, ptrs, -1)
 }
 
@@ -567,11 +578,20 @@ func (s *jsSource) readInfo(ctx context.Context) {
 	}
 }
 
-// setInfo records the consumer's state. The lag is num_pending +
-// num_ack_pending: what the stream holds for this consumer that is not
-// acked yet. It reaches Stats().Lag (and so the pod scale signal) through
-// the partition, in Kafka's terms: its committed (and done) offset is the
-// sequence after the ack floor, and its high watermark that plus the lag.
+// setInfo records the consumer's state, and this replica's share of its
+// lag. Called by start, then by readInfo only.
+//
+// The consumer's lag is num_pending + num_ack_pending: what the stream
+// holds for it that is not acked yet. Every replica sharing the consumer
+// reads the same numbers, but the pod scale signal is summed over pods, so
+// each reports its share: the fraction of the consumer's deliveries since
+// the last reading that came to it (or, when none came, of the messages out
+// unacked that it holds; when there are none either, the last fraction).
+// Alone, a replica's share is all of it.
+//
+// The share reaches Stats().Lag through the partition, in Kafka's terms:
+// its committed (and done) offset is the sequence after the ack floor, and
+// its high watermark that plus the share.
 func (s *jsSource) setInfo(info *jetstream.ConsumerInfo) {
 	s.numPending.Store(int64(info.NumPending))
 	s.numAckPending.Store(int64(info.NumAckPending))
@@ -579,12 +599,22 @@ func (s *jsSource) setInfo(info *jetstream.ConsumerInfo) {
 	if mp := int64(info.Config.MaxAckPending); mp > 0 {
 		s.maxAckPending.Store(mp)
 	}
+	mine := s.received.Load()
+	switch delivered := info.Delivered.Consumer; {
+	case s.infoRead && delivered > s.lastDelivered:
+		s.share = min(1, float64(mine-s.lastReceived)/float64(delivered-s.lastDelivered))
+	case info.NumAckPending > 0:
+		s.share = min(1, float64(s.c.win.Records())/float64(info.NumAckPending))
+	}
+	s.infoRead, s.lastDelivered, s.lastReceived = true, info.Delivered.Consumer, mine
+	lag := float64(info.NumPending) + float64(info.NumAckPending)
+	s.lagShare.Store(int64(lag*s.share + 0.5))
 	p := s.c.pipe
 	p.mu.Lock()
 	if s.part != nil && !s.part.gone {
 		next := int64(info.AckFloor.Stream) + 1
 		s.part.committed, s.part.doneOffset = next, next
-		s.part.hwm = next + int64(info.NumPending) + int64(info.NumAckPending)
+		s.part.hwm = next + s.lagShare.Load()
 	}
 	p.mu.Unlock()
 }

@@ -622,3 +622,59 @@ func TestJetStreamDoubleAck(t *testing.T) {
 		t.Errorf("ack floor %d, ack pending %d", info.AckFloor.Stream, info.NumAckPending)
 	}
 }
+
+// Two replicas share one durable consumer: each message goes to one of
+// them, and each reports its share of the consumer's lag, so that the sum
+// over pods (what the pod scale signal adds up) is the lag, not twice it.
+func TestJetStreamReplicasShareTheWorkAndTheLag(t *testing.T) {
+	const n = 6000
+	ns := startNATS(t)
+	_, js := ns.client()
+	createStream(t, js, "SHARE", "share.>")
+	publish(t, js, []string{"share.a", "share.b", "share.c", "share.d"}, n, 100, nil)
+
+	sink := newSeqLedger()
+	sink.deliver = func(ctx context.Context, m *consumer.Message) error {
+		select {
+		case <-time.After(time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cfg := jsConfig(ns.URL, "SHARE")
+	cfg.MaxRecords = 200
+	cfg.Workers = 2
+	cfg.NATS.MaxAckPending = 400 // two windows
+	var cs []*consumer.Consumer
+	var regs []*prometheus.Registry
+	for range 2 {
+		reg := prometheus.NewRegistry()
+		c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()), consumer.WithRegisterer(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, regs = append(cs, c), append(regs, reg)
+	}
+	stopA, stopB := runNATS(t, cs[0]), runNATS(t, cs[1])
+	eventually(t, "both replicas report a share of the lag, summing to about the lag", time.Minute, func() bool {
+		a, b := cs[0].Stats().Lag, cs[1].Stats().Lag
+		total := metric(t, regs[0], "sluice_nats_consumer_pending_records") +
+			metric(t, regs[0], "sluice_nats_consumer_ack_pending_records")
+		sum := float64(a + b)
+		return a > 0 && b > 0 && total > 1000 && sum > 0.5*total && sum < 1.5*total
+	})
+	sink.waitDistinct(t, n, 2*time.Minute)
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	sink.checkExactlyOnce(t, n)
+	for i, reg := range regs {
+		if acks := metric(t, reg, "sluice_nats_acks_total"); acks < n/10 {
+			t.Errorf("replica %d acked only %v of %d: the work was not shared", i, acks, n)
+		}
+	}
+}
