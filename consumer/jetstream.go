@@ -297,7 +297,12 @@ func (s *jsSource) run(ctx context.Context) error {
 		case errors.Is(err, jetstream.ErrConsumerDeleted):
 			return fmt.Errorf("jetstream: consumer %q on stream %q was deleted: %w", s.cfg.Consumer, s.cfg.Stream, err)
 		case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrConnectionClosed):
-			continue // the closed check above returns why
+			// The ClosedHandler, which says why, runs asynchronously.
+			select {
+			case <-s.conn.closed:
+			case <-ctx.Done():
+			}
+			continue
 		}
 		if !failing {
 			failing = true
