@@ -37,6 +37,10 @@ type Consumer struct {
 	draining      atomic.Bool
 	commitFailing bool // guarded by commitMu
 
+	// closeBy is when the source must be closed by: Run sets it before
+	// calling close, from SLUICE_SHUTDOWN_TIMEOUT.
+	closeBy time.Time
+
 	started   atomic.Bool
 	drainOnce sync.Once
 	drainCh   chan struct{}
@@ -175,6 +179,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.commit(cctx, nil); err != nil {
 		c.log.Error("final commit failed", "reason", "commit_error", "error", err)
 	}
+	c.closeBy = deadline
+	if time.Until(c.closeBy) < 2*time.Second {
+		c.closeBy = time.Now().Add(2 * time.Second) // time to leave the group at least
+	}
 	c.src.close()
 	c.log.Info("stopped", "delivered", c.pipe.completed.Load())
 	return runErr
@@ -221,23 +229,37 @@ const pressureCommitGap = 5 * time.Millisecond
 
 // commitLoop commits on the interval, whenever a quarter of the window is
 // done, and every few milliseconds while the window is above low water.
+// After a failed commit it waits, doubling from 100 ms up to 5 s, before
+// the next: the records stay in the window meanwhile, so fetching pauses
+// rather than the broker being asked hundreds of times a second.
 func (c *Consumer) commitLoop(ctx context.Context) {
 	t := time.NewTimer(c.cfg.CommitInterval)
 	defer t.Stop()
+	var failures int
+	var retryAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-c.pipe.kickCommit:
+			if wait := time.Until(retryAt); wait > 0 {
+				t.Reset(wait) // a kick does not cut a failure's backoff short
+				continue
+			}
 		}
-		_ = c.commit(ctx, nil) // logged inside; failures stay in the window
+		if err := c.commit(ctx, nil); err != nil { // logged inside; the records stay in the window
+			failures++
+			retryAt = time.Now().Add(min(100*time.Millisecond<<min(failures-1, 6), 5*time.Second))
+		} else {
+			failures, retryAt = 0, time.Time{}
+		}
 		c.evaluateFlow()
 		next := c.cfg.CommitInterval
 		if c.win.Fill() > c.win.low {
 			next = min(next, pressureCommitGap)
 		}
-		t.Reset(next)
+		t.Reset(max(next, time.Until(retryAt)))
 	}
 }
 

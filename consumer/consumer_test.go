@@ -179,7 +179,7 @@ func TestSlowSinkPausesAndWindowStaysInBudget(t *testing.T) {
 	sink.delay = 2 * time.Millisecond // 4 workers: about 2000 records/s
 	cfg := baseConfig(cl.Brokers, topics[0], "g-"+topics[0])
 	cfg.MaxRecords = 2000
-	cfg.MaxBytes = 160 << 10 // about 1550 records of 103 bytes: bytes bind first
+	cfg.MaxBytes = 160 << 10                // about 1550 records of 103 bytes: bytes bind first
 	cfg.PauseDelay = 100 * time.Millisecond // the window turns over in about 0.8 s
 	c, err := consumer.New(cfg, sink, consumer.WithLogger(quietLogger()))
 	if err != nil {

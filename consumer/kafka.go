@@ -30,6 +30,11 @@ type KafkaConfig struct {
 	// (default 250 ms). It also bounds how long a resume can wait to take
 	// effect, so it is kept well under franz-go's 5 s default.
 	FetchMaxWait time.Duration
+	// SessionTimeout is how long the group coordinator waits for a silent
+	// member before giving its partitions to others (default 45 s, as
+	// franz-go). Shorter means faster recovery after a crash and more
+	// rebalances on a slow network.
+	SessionTimeout time.Duration
 	// MaxConcurrentFetches bounds fetches in flight or buffered in the
 	// client (default 2). With FetchMaxBytes it bounds one poll's bytes.
 	MaxConcurrentFetches int
@@ -58,6 +63,9 @@ func (k *KafkaConfig) setDefaults(c *Config) {
 	if k.MaxConcurrentFetches == 0 {
 		k.MaxConcurrentFetches = 2
 	}
+	if k.SessionTimeout == 0 {
+		k.SessionTimeout = 45 * time.Second
+	}
 	if k.FetchMaxBytes == 0 && k.MaxConcurrentFetches > 0 {
 		room := c.MaxBytes / 10
 		k.FetchMaxBytes = min(max(room/int64(k.MaxConcurrentFetches), 64<<10), 50<<20)
@@ -80,6 +88,9 @@ func (k *KafkaConfig) validate() []error {
 	}
 	if k.FetchMaxWait < 10*time.Millisecond {
 		bad("FetchMaxWait", k.FetchMaxWait, "want at least 10ms")
+	}
+	if k.SessionTimeout < 6*time.Second || k.SessionTimeout > 30*time.Minute {
+		bad("SessionTimeout", k.SessionTimeout, "want between 6s and 30m (the brokers' default bounds)")
 	}
 	if k.MaxConcurrentFetches < 1 {
 		bad("MaxConcurrentFetches", k.MaxConcurrentFetches, "want at least 1")
@@ -122,6 +133,7 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(kc.SessionTimeout),
 		kgo.FetchMaxWait(kc.FetchMaxWait),
 		kgo.FetchMaxBytes(int32(kc.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),
@@ -245,15 +257,27 @@ func (k *kafkaSource) commit(ctx context.Context, cps []commitPoint) ([]commitPo
 	}
 	var reqErr error
 	perPart := make(map[topicPartition]error)
-	k.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	answered := make(map[topicPartition]bool)
+	k.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			reqErr = err
 			return
 		}
+		// From v10 a response names topics by ID only; the request has both.
+		names := make(map[[16]byte]string, len(req.Topics))
+		for _, t := range req.Topics {
+			names[t.TopicID] = t.Topic
+		}
 		for _, t := range resp.Topics {
+			topic := t.Topic
+			if topic == "" {
+				topic = names[t.TopicID]
+			}
 			for _, p := range t.Partitions {
+				tp := topicPartition{topic, p.Partition}
+				answered[tp] = true
 				if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
-					perPart[topicPartition{t.Topic, p.Partition}] = e
+					perPart[tp] = e
 				}
 			}
 		}
@@ -261,10 +285,18 @@ func (k *kafkaSource) commit(ctx context.Context, cps []commitPoint) ([]commitPo
 	if reqErr != nil {
 		return cps, fmt.Errorf("commit: %w", reqErr)
 	}
+	// A partition the broker said nothing about was not committed: its
+	// records keep their places in the window and the next commit tries
+	// again. Counting it as committed would release records the broker
+	// may not have recorded.
 	var failed []commitPoint
 	var first error
 	for _, cp := range cps {
-		if e, ok := perPart[cp.part.topicPartition]; ok {
+		e, bad := perPart[cp.part.topicPartition]
+		if !answered[cp.part.topicPartition] {
+			e, bad = errNoCommitResult, true
+		}
+		if bad {
 			failed = append(failed, cp)
 			if first == nil {
 				first = fmt.Errorf("commit %s: %w", cp.part, e)
@@ -274,11 +306,28 @@ func (k *kafkaSource) commit(ctx context.Context, cps []commitPoint) ([]commitPo
 	return failed, first
 }
 
+// errNoCommitResult: the commit response had no result for a partition.
+var errNoCommitResult = errors.New("no result for the partition in the commit response")
+
 func (k *kafkaSource) pause(parts []*partition) { k.cl.PauseFetchPartitions(toMap(parts)) }
 
 func (k *kafkaSource) resume(parts []*partition) { k.cl.ResumeFetchPartitions(toMap(parts)) }
 
-func (k *kafkaSource) close() { k.cl.CloseAllowingRebalance() }
+// close leaves the group and closes the client, within the shutdown
+// deadline: leaving waits for a rebalance in progress, which a broker can
+// hold until a dead member's session expires. Past the deadline the client
+// closes anyway; the partitions then wait for this member's session to
+// expire, and nothing uncommitted is lost (the final commit came before).
+func (k *kafkaSource) close() {
+	k.cl.AllowRebalance()
+	ctx, cancel := context.WithDeadline(context.Background(), k.c.closeBy)
+	defer cancel()
+	if err := k.cl.LeaveGroupContext(ctx); err != nil {
+		k.c.log.Warn("leaving the group did not finish before the shutdown deadline; closing anyway",
+			"reason", "shutdown_timeout", "error", err)
+	}
+	k.cl.Close()
+}
 
 func toMap(parts []*partition) map[string][]int32 {
 	m := make(map[string][]int32)

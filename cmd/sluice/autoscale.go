@@ -66,21 +66,28 @@ func (c *envConfig) autoscaleConfig(sink consumer.Sink) autoscale.Config {
 	}
 }
 
-// sampler reads the consumer for the controller.
-func sampler(c *consumer.Consumer) func() autoscale.Sample {
+// sampler reads the consumer for the controller. Partitions caps the pod
+// signal: for Kafka a member cannot usefully spread its work over more pods
+// than it has partitions; a JetStream consumer or a core NATS queue group
+// shares messages one by one, so there is no cap (0).
+func sampler(c *consumer.Consumer, kafka bool) func() autoscale.Sample {
 	return func() autoscale.Sample {
 		st := c.Stats()
-		return autoscale.Sample{
+		s := autoscale.Sample{
 			At: time.Now(), Workers: st.Workers, Busy: st.Busy, BusyTime: st.BusyTime,
 			Depth: st.Depth, Arrived: st.Arrived, Completed: st.Completed, Errors: st.Errors,
-			SinkTime: st.SinkTime, Lag: st.Lag, Partitions: st.Partitions,
+			SinkTime: st.SinkTime, Lag: st.Lag,
 		}
+		if kafka {
+			s.Partitions = st.Partitions
+		}
+		return s
 	}
 }
 
 // newController builds the worker controller for c, or nil when disabled.
-func newController(cfg autoscale.Config, c *consumer.Consumer, log *slog.Logger, reg prometheus.Registerer) (*autoscale.Controller, error) {
-	ctl, err := autoscale.New(cfg, c, sampler(c), autoscale.WithLogger(log), autoscale.WithRegisterer(reg))
+func newController(cfg autoscale.Config, c *consumer.Consumer, kafka bool, log *slog.Logger, reg prometheus.Registerer) (*autoscale.Controller, error) {
+	ctl, err := autoscale.New(cfg, c, sampler(c, kafka), autoscale.WithLogger(log), autoscale.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("autoscale: %w", err)
 	}

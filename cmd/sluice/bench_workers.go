@@ -83,7 +83,7 @@ func benchWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		go func() { runErr <- c.Run(rctx) }()
 		stopCtl := func() {}
 		if mode == "adaptive" {
-			ctl, err := newController(autoscale.Config{Min: 1, Max: *maxWorkers}, c, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			ctl, err := newController(autoscale.Config{Min: 1, Max: *maxWorkers}, c, true, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 			if err != nil {
 				stop()
 				cl.Close()

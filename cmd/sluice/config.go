@@ -32,6 +32,7 @@ type envConfig struct {
 	KafkaClientID         string        `env:"KAFKA_CLIENT_ID" envDefault:"sluice" help:"client id sent to the brokers"`
 	KafkaStartOffset      string        `env:"KAFKA_START_OFFSET" envDefault:"earliest" help:"where a partition with no committed offset starts: earliest or latest"`
 	KafkaFetchMaxWait     time.Duration `env:"KAFKA_FETCH_MAX_WAIT" envDefault:"250ms" help:"longest a broker holds a fetch; also bounds how late a resume takes effect"`
+	KafkaSessionTimeout   time.Duration `env:"KAFKA_SESSION_TIMEOUT" envDefault:"45s" help:"how long the coordinator waits for a silent member before moving its partitions (faster recovery after a crash vs more rebalances on a slow network)"`
 	KafkaFetchMaxBytes    byteSize      `env:"KAFKA_FETCH_MAX_BYTES" help:"largest fetch response (default: derived from the buffer so a poll fits in it)"`
 	KafkaTLSEnabled       bool          `env:"KAFKA_TLS_ENABLED" envDefault:"false" help:"connect to the brokers with TLS"`
 	KafkaTLSCAFile        string        `env:"KAFKA_TLS_CA_FILE" help:"PEM file of the CA to trust (default: the system pool)"`
@@ -252,7 +253,7 @@ var consumerField = map[string]string{
 	"RetryMaxElapsed": "RETRY_MAX_ELAPSED", "DeadLetterPolicy": "DLQ_POLICY",
 	"Kafka.Brokers": "KAFKA_BROKERS", "Kafka.Topics": "KAFKA_TOPICS",
 	"Kafka.StartOffset": "KAFKA_START_OFFSET", "Kafka.FetchMaxWait": "KAFKA_FETCH_MAX_WAIT",
-	"Kafka.FetchMaxBytes": "KAFKA_FETCH_MAX_BYTES",
+	"Kafka.FetchMaxBytes": "KAFKA_FETCH_MAX_BYTES", "Kafka.SessionTimeout": "KAFKA_SESSION_TIMEOUT",
 }
 
 func fieldProblems(err error, vars map[string]string) []string {
@@ -289,7 +290,8 @@ func (c *envConfig) consumerConfig() (consumer.Config, error) {
 			Brokers: c.KafkaBrokers, Topics: c.KafkaTopics, Group: c.KafkaGroup,
 			ClientID: c.KafkaClientID, StartOffset: c.KafkaStartOffset,
 			FetchMaxWait: c.KafkaFetchMaxWait, FetchMaxBytes: int64(c.KafkaFetchMaxBytes),
-			Opts: kopts,
+			SessionTimeout: c.KafkaSessionTimeout,
+			Opts:           kopts,
 		},
 	}, nil
 }

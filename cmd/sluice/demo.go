@@ -115,7 +115,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pool := fmt.Sprintf("a fixed pool of %d workers", *workersMax)
 	stopController := func() {}
 	if !*fixed {
-		ctl, err := newController(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, log, prometheus.NewRegistry())
+		ctl, err := newController(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, true, log, prometheus.NewRegistry())
 		if err != nil {
 			fmt.Fprintln(stderr, "demo:", err)
 			return 2

@@ -114,7 +114,7 @@ func demoJetStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	pool := fmt.Sprintf("a fixed pool of %d workers", *workersMax)
 	if !*fixed {
 		ctl, err := newController(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second},
-			c, log, prometheus.NewRegistry())
+			c, false, log, prometheus.NewRegistry())
 		if err != nil {
 			fmt.Fprintln(stderr, "demo:", err)
 			return 2

@@ -35,8 +35,9 @@ const usage = `usage: sluice [command]
 commands:
   run       run the service (the default); configured by SLUICE_* variables
   config    validate the configuration and print it (--env: list every variable)
-  demo      run a demo on an embedded Kafka cluster (--duration 30s)
-  bench     benchmarks: overhead (pipeline vs raw client), autoscale (controller scenarios),
+  demo      run a demo on an embedded Kafka cluster (--duration 30s; --source jetstream: an embedded nats-server)
+  bench     benchmarks: overhead (pipeline vs raw franz-go), nats-overhead (vs a raw JetStream loop),
+            autoscale (controller scenarios),
             workers (the controller on the real pipeline with a 1 ms sink),
             sinks (noop vs HTTP vs PostgreSQL on the same data),
             memory (the service's RSS with a sink 100x slower than the producer)
@@ -57,10 +58,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "config":
 		return configCmd(args, environ, stdout, stderr)
 	case "demo":
+		if demoSource(args) == "jetstream" {
+			return demoJetStream(ctx, args, stdout, stderr)
+		}
 		return demo(ctx, args, stdout, stderr)
 	case "bench":
 		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sluice bench overhead|autoscale|workers|sinks|memory [flags]")
+			fmt.Fprintln(stderr, "usage: sluice bench overhead|nats-overhead|autoscale|workers|sinks|memory [flags]")
 			return 2
 		}
 		switch args[0] {
@@ -72,6 +76,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return benchWorkers(ctx, args[1:], stdout, stderr)
 		case "sinks":
 			return benchSinks(ctx, args[1:], environ, stdout, stderr)
+		case "nats-overhead":
+			return benchNATS(ctx, args[1:], environ, stdout, stderr)
 		case "memory":
 			return benchMemory(ctx, args[1:], stdout, stderr)
 		case "broker": // the memory bench's out-of-process broker

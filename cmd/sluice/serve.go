@@ -54,7 +54,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	}
 	var ctl *autoscale.Controller
 	if cfg.Autoscale {
-		if ctl, err = newController(cfg.autoscaleConfig(sink), c, log, reg); err != nil {
+		if ctl, err = newController(cfg.autoscaleConfig(sink), c, cfg.Source == "kafka", log, reg); err != nil {
 			fmt.Fprintln(stderr, "sluice:", err)
 			return 2
 		}
