@@ -9,7 +9,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test vet test-unit test-kafka test-k8s chaos demo bench readme image
+.PHONY: build test vet test-unit test-kafka test-k8s chaos chaos-long fuzz demo bench readme image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
@@ -39,9 +39,23 @@ test-kafka:
 test-k8s: build
 	SLUICE_BIN=$(CURDIR)/bin/sluice scripts/k8s.sh all
 
-# The fault suite against the real binary (short by default; --long soaks).
+# The fault suite against the real binary: kfake, then a real broker
+# (20 000 records a scenario, about 9 minutes); chaos-long soaks.
 chaos: build
 	scripts/chaos.sh
+
+chaos-long: build
+	scripts/chaos.sh --long
+
+# Each fuzz target for FUZZTIME, from its seed corpus in testdata/fuzz/.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzLoadConfig:./cmd/sluice FuzzLedgerRoundTrip:./e2e FuzzParseLine:./e2e \
+	FuzzParseRetryAfter:./sinks FuzzDeadLetterHeaders:./consumer
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
 
 demo:
 	$(GO) run ./cmd/sluice demo
