@@ -57,6 +57,75 @@ func (s *demoSink) Deliver(ctx context.Context, m *consumer.Message) error {
 	return nil
 }
 
+// tally checks every produced id against what the sink saw.
+func (s *demoSink) tally(res *demoResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range uint64(res.Produced) {
+		n := s.seen[id]
+		if n == 0 {
+			res.Lost++
+		}
+		if n > 1 {
+			res.Duplicates += n - 1
+		}
+	}
+	for _, n := range s.seen {
+		res.Delivered += n
+	}
+}
+
+// runDemo runs the consumer and the producer, calls status every second
+// until the duration has passed (the producer stops at 70 % of it), lets
+// the pipeline catch up with everything produced (30 s at most), and shuts
+// the consumer down the way SIGTERM does.
+func runDemo(ctx context.Context, c *consumer.Consumer, duration time.Duration, produced *atomic.Int64,
+	produce func(context.Context) error, status func(), stderr io.Writer) {
+	cctx, stopConsumer := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(cctx) }()
+	prodCtx, stopProd := context.WithTimeout(ctx, duration*7/10)
+	defer stopProd()
+	prodDone := make(chan error, 1)
+	go func() { prodDone <- produce(prodCtx) }()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.After(duration)
+loop:
+	for {
+		select {
+		case <-tick.C:
+			status()
+		case <-deadline:
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	stopProd()
+	if err := <-prodDone; err != nil {
+		fmt.Fprintln(stderr, "demo: producer:", err)
+	}
+	catchUp := time.After(30 * time.Second)
+wait:
+	for int64(c.Stats().Completed) < produced.Load() {
+		select {
+		case <-tick.C:
+			status()
+		case <-catchUp:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	stopConsumer()
+	if err := <-runErr; err != nil {
+		fmt.Fprintln(stderr, "demo: consumer:", err)
+	}
+	status()
+}
+
 type demoResult struct {
 	Produced          int64  `json:"produced"`
 	Delivered         int    `json:"delivered"`
@@ -128,19 +197,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		brokers[0], *partitions, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), pool)
 	fmt.Fprintln(stdout, "sink latency: 0.2ms, then 5ms from 25% of the run (watch partitions pause), then 0.5ms from 60%")
 
-	cctx, stopConsumer := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(cctx) }()
-
 	var produced atomic.Int64
-	prodCtx, stopProd := context.WithTimeout(ctx, *duration*7/10)
-	defer stopProd()
-	prodDone := make(chan error, 1)
-	go func() { prodDone <- produceBursty(prodCtx, brokers, *rate, &produced) }()
-
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	deadline := time.After(*duration)
 	var last uint64
 	start := time.Now()
 	minW, maxW := cfg.Workers, cfg.Workers
@@ -154,40 +211,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fl.Paused, len(fl.Partitions), st.Workers, st.Busy, sink.latency())
 		last = st.Completed
 	}
-loop:
-	for {
-		select {
-		case <-tick.C:
-			status()
-		case <-deadline:
-			break loop
-		case <-ctx.Done():
-			break loop
-		}
-	}
-	stopProd()
-	if err := <-prodDone; err != nil {
-		fmt.Fprintln(stderr, "demo: producer:", err)
-	}
-	// Let the pipeline catch up with everything produced, then shut down
-	// the way SIGTERM does.
-	catchUp := time.After(30 * time.Second)
-wait:
-	for int64(c.Stats().Completed) < produced.Load() {
-		select {
-		case <-tick.C:
-			status()
-		case <-catchUp:
-			break wait
-		case <-ctx.Done():
-			break wait
-		}
-	}
-	stopConsumer()
-	if err := <-runErr; err != nil {
-		fmt.Fprintln(stderr, "demo: consumer:", err)
-	}
-	status()
+	runDemo(ctx, c, *duration, &produced, func(ctx context.Context) error {
+		return produceBursty(ctx, brokers, *rate, &produced)
+	}, status, stderr)
 
 	st := c.Stats()
 	res := demoResult{
@@ -196,20 +222,7 @@ wait:
 		PeakWindowBytes: c.Window().PeakBytes(), BudgetBytes: c.Window().MaxBytes(),
 		PeakWindowRecords: c.Window().PeakRecords(), BudgetRecords: c.Window().MaxRecords(),
 	}
-	sink.mu.Lock()
-	for id := range uint64(res.Produced) {
-		n := sink.seen[id]
-		if n == 0 {
-			res.Lost++
-		}
-		if n > 1 {
-			res.Duplicates += n - 1
-		}
-	}
-	for _, n := range sink.seen {
-		res.Delivered += n
-	}
-	sink.mu.Unlock()
+	sink.tally(&res)
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(b))
 	if res.Lost > 0 {

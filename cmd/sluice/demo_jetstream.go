@@ -127,19 +127,7 @@ func demoJetStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 		url, *subjects, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), pool)
 	fmt.Fprintln(stdout, "sink latency: 0.2ms, then 5ms from 25% of the run (watch pulls stop and shrink, InProgress keep held messages alive), then 0.5ms from 60%")
 
-	cctx, stopConsumer := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(cctx) }()
-
 	var produced atomic.Int64
-	prodCtx, stopProd := context.WithTimeout(ctx, *duration*7/10)
-	defer stopProd()
-	prodDone := make(chan error, 1)
-	go func() { prodDone <- publishBursty(prodCtx, js, *rate, *subjects, &produced) }()
-
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	deadline := time.After(*duration)
 	var last uint64
 	var maxLag int64
 	start := time.Now()
@@ -160,40 +148,9 @@ func demoJetStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 			m.pulls, m.avgPull(), m.inProgress, st.Workers, st.Busy, sink.latency())
 		last = st.Completed
 	}
-loop:
-	for {
-		select {
-		case <-tick.C:
-			status()
-		case <-deadline:
-			break loop
-		case <-ctx.Done():
-			break loop
-		}
-	}
-	stopProd()
-	if err := <-prodDone; err != nil {
-		fmt.Fprintln(stderr, "demo: publisher:", err)
-	}
-	// Let the pipeline catch up with everything published, then shut down
-	// the way SIGTERM does.
-	catchUp := time.After(30 * time.Second)
-wait:
-	for int64(c.Stats().Completed) < produced.Load() {
-		select {
-		case <-tick.C:
-			status()
-		case <-catchUp:
-			break wait
-		case <-ctx.Done():
-			break wait
-		}
-	}
-	stopConsumer()
-	if err := <-runErr; err != nil {
-		fmt.Fprintln(stderr, "demo: consumer:", err)
-	}
-	status()
+	runDemo(ctx, c, *duration, &produced, func(ctx context.Context) error {
+		return publishBursty(ctx, js, *rate, *subjects, &produced)
+	}, status, stderr)
 
 	st := c.Stats()
 	m := gatherDemoMetrics(reg)
@@ -208,20 +165,7 @@ wait:
 			res.ServerRedeliver = info.NumRedelivered
 		}
 	}
-	sink.mu.Lock()
-	for id := range uint64(res.Produced) {
-		n := sink.seen[id]
-		if n == 0 {
-			res.Lost++
-		}
-		if n > 1 {
-			res.Duplicates += n - 1
-		}
-	}
-	for _, n := range sink.seen {
-		res.Delivered += n
-	}
-	sink.mu.Unlock()
+	sink.tally(&res.demoResult)
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(b))
 	if res.Lost > 0 {
