@@ -314,19 +314,35 @@ func (k *kafkaSource) pause(parts []*partition) { k.cl.PauseFetchPartitions(toMa
 func (k *kafkaSource) resume(parts []*partition) { k.cl.ResumeFetchPartitions(toMap(parts)) }
 
 // close leaves the group and closes the client, within the shutdown
-// deadline: leaving waits for a rebalance in progress, which a broker can
-// hold until a dead member's session expires. Past the deadline the client
-// closes anyway; the partitions then wait for this member's session to
-// expire, and nothing uncommitted is lost (the final commit came before).
+// deadline. Leaving waits for a rebalance in progress, which a broker can
+// hold until a dead member's session expires, and franz-go's Close waits
+// for the leave. Past the deadline close gives up and returns: the service
+// then exits, the partitions wait for this member's session to expire, and
+// nothing uncommitted is lost (the final commit came before).
 func (k *kafkaSource) close() {
 	k.cl.AllowRebalance()
 	ctx, cancel := context.WithDeadline(context.Background(), k.c.closeBy)
 	defer cancel()
-	if err := k.cl.LeaveGroupContext(ctx); err != nil {
-		k.c.log.Warn("leaving the group did not finish before the shutdown deadline; closing anyway",
-			"reason", "shutdown_timeout", "error", err)
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		if err := k.cl.LeaveGroupContext(ctx); err != nil {
+			k.c.log.Warn("leaving the group did not finish before the shutdown deadline",
+				"reason", "shutdown_timeout", "error", err)
+		}
+		k.cl.Close()
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		// Give the leave a moment after its own deadline to wind down.
+		select {
+		case <-closed:
+		case <-time.After(time.Second):
+			k.c.log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
+				"reason", "shutdown_timeout")
+		}
 	}
-	k.cl.Close()
 }
 
 func toMap(parts []*partition) map[string][]int32 {
