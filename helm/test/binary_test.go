@@ -31,25 +31,18 @@ import (
 // TestBinaryAcceptsRenderedEnv runs `sluice config` (validate and print the
 // configuration, exit 2 on a bad or unknown variable) with the environment
 // each rendered Deployment gives the container: secrets referenced by the
-// chart become fake values, and mounted secret files become real files
-// (PEM where a certificate or key is expected).
+// chart become fake values, mounted secret files become real files (PEM
+// where a certificate or key is expected), and a path under one of the
+// container's other volume mounts (the file sink's /data/out.jsonl) moves to
+// a fresh, empty directory standing for that volume: its root exists, as in
+// the pod, and nothing under it does (see containerEnv).
 //
 // The binary is $SLUICE_BIN, or built from ../../cmd/sluice. A case that
 // sets variables the binary does not know yet (its `config --env` does not
 // list them: the chart is ahead of the service) is skipped, naming them.
 func TestBinaryAcceptsRenderedEnv(t *testing.T) {
 	bin := sluiceBinary(t)
-	out, err := exec.Command(bin, "config", "--env").CombinedOutput()
-	if err != nil {
-		t.Fatalf("sluice config --env: %v\n%s", err, out)
-	}
-	known := map[string]bool{}
-	for _, m := range regexp.MustCompile("`(SLUICE_[A-Z0-9_]+)`").FindAllStringSubmatch(string(out), -1) {
-		known[m[1]] = true
-	}
-	if len(known) == 0 {
-		t.Fatalf("sluice config --env listed no variables:\n%s", out)
-	}
+	knownVars(t)
 	ch := loadChart(t)
 	files := fakeSecretFiles(t)
 	for _, tc := range matrix(t) {
@@ -69,26 +62,7 @@ func TestBinaryAcceptsRenderedEnv(t *testing.T) {
 			if dep == nil {
 				t.Fatal("no Deployment")
 			}
-			env := []string{"PATH=" + os.Getenv("PATH")}
-			var ahead []string
-			for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
-				v := e.Value
-				switch {
-				case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-					v = map[string]string{"SLUICE_SINK_HTTP_HEADERS": "Authorization:Bearer x"}[e.Name]
-					if v == "" {
-						v = "fake-" + e.ValueFrom.SecretKeyRef.Key
-					}
-				case e.ValueFrom != nil:
-					continue // configMapKeyRef etc.: not a SLUICE_ setting in the ci files
-				case strings.HasPrefix(v, "/etc/sluice/secrets/"):
-					v = files.path(t, e.Name)
-				}
-				if strings.HasPrefix(e.Name, "SLUICE_") && !known[e.Name] {
-					ahead = append(ahead, e.Name)
-				}
-				env = append(env, e.Name+"="+v)
-			}
+			env, ahead := containerEnv(t, dep, files)
 			if len(ahead) > 0 {
 				slices.Sort(ahead)
 				t.Skipf("the binary does not read %v yet (the chart is ahead of the service)", ahead)
@@ -100,6 +74,131 @@ func TestBinaryAcceptsRenderedEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBinaryRefusesFileSinkMissingDir keeps containerEnv honest: a volume
+// stands in as an empty directory, never as the directories a path needs, so
+// a file sink path below a subdirectory nobody creates is refused, as it
+// would be in the pod.
+func TestBinaryRefusesFileSinkMissingDir(t *testing.T) {
+	bin := sluiceBinary(t)
+	vals := merge(readValues(t, "jetstream"), parseValues(t, "config: {sink: {file: {path: /data/missing/out.jsonl}}}"))
+	r, err := render(t, loadChart(t), vals, nil)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	var dep *appsv1.Deployment
+	for _, d := range r.docs {
+		if o, err := decode(t, d); err == nil {
+			if v, ok := o.typed.(*appsv1.Deployment); ok {
+				dep = v
+			}
+		}
+	}
+	if dep == nil {
+		t.Fatal("no Deployment")
+	}
+	env, _ := containerEnv(t, dep, fakeSecretFiles(t))
+	if !slices.ContainsFunc(env, func(kv string) bool {
+		p, ok := strings.CutPrefix(kv, "SLUICE_SINK_FILE_PATH=")
+		return ok && strings.HasSuffix(p, "/data/missing/out.jsonl") && p != "/data/missing/out.jsonl"
+	}) {
+		t.Fatalf("SLUICE_SINK_FILE_PATH was not moved under the stand-in for the data volume: %v", env)
+	}
+	cmd := exec.Command(bin, "config")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if _, exit := err.(*exec.ExitError); !exit || !strings.Contains(string(out), "SLUICE_SINK_FILE_PATH") {
+		t.Fatalf("sluice config accepted a file sink path whose directory the volume does not have: %v\n%s", err, out)
+	}
+}
+
+// containerEnv is the environment of the Deployment's container, as the
+// binary would see it in the pod, and the SLUICE_ variables it sets that
+// the binary does not know (ahead of it):
+//   - a secretKeyRef becomes a fake value;
+//   - a file under /etc/sluice/secrets/ (a mounted Secret) becomes a real file
+//     with fake content (fakeFiles);
+//   - an absolute path under another volume mount (an emptyDir for the file
+//     sink, say) is moved under a temporary directory that stands for the
+//     volume: the mount point exists, empty, as in a new pod, and nothing is
+//     created below it.
+//
+// A path under no mount is left as it is: the binary checks it against this
+// machine, which the invariants make moot for the file sink (it must be under
+// a writable mount).
+func containerEnv(t *testing.T, dep *appsv1.Deployment, files *fakeFiles) (env, ahead []string) {
+	t.Helper()
+	c := dep.Spec.Template.Spec.Containers[0]
+	volumes := t.TempDir()
+	env = []string{"PATH=" + os.Getenv("PATH")}
+	for _, e := range c.Env {
+		v := e.Value
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			v = map[string]string{"SLUICE_SINK_HTTP_HEADERS": "Authorization:Bearer x"}[e.Name]
+			if v == "" {
+				v = "fake-" + e.ValueFrom.SecretKeyRef.Key
+			}
+		case e.ValueFrom != nil:
+			continue // configMapKeyRef etc.: not a SLUICE_ setting in the ci files
+		case strings.HasPrefix(v, "/etc/sluice/secrets/"):
+			v = files.path(t, e.Name)
+		case strings.HasPrefix(v, "/"):
+			if m, ok := mountOf(c.VolumeMounts, v); ok {
+				dir := filepath.Join(volumes, m.Name)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				v = dir + strings.TrimPrefix(v, m.MountPath)
+			}
+		}
+		if strings.HasPrefix(e.Name, "SLUICE_") && !knownVars(t)[e.Name] {
+			ahead = append(ahead, e.Name)
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	return env, ahead
+}
+
+// mountOf is the volume mount a container path is on (the deepest one).
+func mountOf(mounts []corev1.VolumeMount, path string) (corev1.VolumeMount, bool) {
+	var best corev1.VolumeMount
+	found := false
+	for _, m := range mounts {
+		mp := strings.TrimSuffix(m.MountPath, "/")
+		if (path == mp || strings.HasPrefix(path, mp+"/")) && (!found || len(mp) > len(strings.TrimSuffix(best.MountPath, "/"))) {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+var (
+	knownOnce sync.Once
+	known     map[string]bool
+	knownErr  error
+	knownOut  []byte
+)
+
+// knownVars: the variables `sluice config --env` lists.
+func knownVars(t *testing.T) map[string]bool {
+	t.Helper()
+	bin := sluiceBinary(t)
+	knownOnce.Do(func() {
+		knownOut, knownErr = exec.Command(bin, "config", "--env").CombinedOutput()
+		known = map[string]bool{}
+		for _, m := range regexp.MustCompile("`(SLUICE_[A-Z0-9_]+)`").FindAllStringSubmatch(string(knownOut), -1) {
+			known[m[1]] = true
+		}
+	})
+	if knownErr != nil {
+		t.Fatalf("sluice config --env: %v\n%s", knownErr, knownOut)
+	}
+	if len(known) == 0 {
+		t.Fatalf("sluice config --env listed no variables:\n%s", knownOut)
+	}
+	return known
 }
 
 var (

@@ -274,6 +274,14 @@ func checkInvariants(t *testing.T, tc matrixCase, vals map[string]any, objs []ob
 			}
 		}
 	}
+	// The root filesystem is read-only: the file sink must write under a
+	// writable volume mount (TestBinaryAcceptsRenderedEnv relies on it when it
+	// moves that mount to a temporary directory).
+	if e, ok := env["SLUICE_SINK_FILE_PATH"]; ok && e.Value != "" {
+		if m, ok := mountOf(c.VolumeMounts, e.Value); !ok || m.ReadOnly {
+			t.Errorf("SLUICE_SINK_FILE_PATH=%s is under no writable volume mount (the root filesystem is read-only)", e.Value)
+		}
+	}
 	for _, o := range objs {
 		if o.gvk.Kind == "Secret" {
 			t.Errorf("the chart rendered a Secret (%s): secrets are only referenced", o.name)

@@ -23,6 +23,11 @@ func TestRefuses(t *testing.T) {
 		{"DSN as plain text", "config: {sink: {postgres: {dsn: postgres://u:p@db/x}}}", "dsn"},
 		{"secret reference without key", "config: {nats: {token: {name: t}}}", "token"},
 		{"bad http address", "config: {httpAddr: localhost}", "httpAddr"},
+		{"TLS key as content, not a path", "config: {nats: {tls: {key: \"-----BEGIN PRIVATE KEY-----\\nMIGHAgEA\\n-----END PRIVATE KEY-----\\n\"}}}", "/config/nats/tls/key"},
+		{"NKey seed as a value, not a path", "config: {nats: {nkey: SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY}}", "/config/nats/nkey"},
+		{"bad JetStream deliver policy", "config: {nats: {deliver: last}}", "deliver"},
+		{"bad NATS duration", "config: {nats: {reconnectMaxWait: 5 seconds}}", "reconnectMaxWait"},
+		{"bad Kafka session timeout", "config: {kafka: {sessionTimeout: 45}}", "sessionTimeout"},
 		// Template guards: what a schema cannot say.
 		{"HPA and KEDA both on", "autoscaling: {hpa: {enabled: true}, keda: {enabled: true, prometheus: {serverAddress: http://p:9090}}}", "pick one"},
 		{"grace period equal to the shutdown timeout", "terminationGracePeriodSeconds: 30", "must be longer than config.shutdownTimeout"},
@@ -34,6 +39,8 @@ func TestRefuses(t *testing.T) {
 		{"KEDA without triggers", "autoscaling: {keda: {enabled: true, prometheus: {enabled: false}}}", "at least one trigger"},
 		{"jetstream without a URL", "config: {source: jetstream}", "config.nats.url"},
 		{"core nats, many replicas, no queue", "replicaCount: 2\nconfig: {source: nats, nats: {url: nats://n:4222}}", "queue"},
+		{"NATS client certificate without its key", "config: {nats: {tls: {cert: {name: nats-tls, key: tls.crt}}}}", "config.nats.tls.cert and config.nats.tls.key: set both"},
+		{"Kafka client key without its certificate", "config: {kafka: {tls: {key: /etc/kafka/tls.key}}}", "config.kafka.tls.cert and config.kafka.tls.key: set both"},
 		{"ServiceMonitor without the Service", "metrics: {service: {enabled: false}, serviceMonitor: {force: true}}", "metrics.service.enabled"},
 		{"unparsable memory limit", "resources: {limits: {memory: lots}}", "resources.limits.memory"},
 	} {
@@ -70,6 +77,8 @@ func TestRenders(t *testing.T) {
 		{"GOMEMLIMIT at 90% of the limit", "resources: {limits: {memory: 1Gi}}", `value: "966367641"`},
 		{"grace period one second over", "config: {shutdownTimeout: 44s}", "terminationGracePeriodSeconds: 45"},
 		{"core nats with a queue", "replicaCount: 3\nconfig: {source: nats, nats: {url: nats://n:4222, queue: q, subjects: orders}}", "SLUICE_NATS_QUEUE"},
+		{"NATS mutual TLS mounted from its Secret", "config: {nats: {tls: {cert: {name: nats-tls, key: tls.crt}, key: {name: nats-tls, key: tls.key}}}}", "value: \"/etc/sluice/secrets/nats-tls-key/tls.key\""},
+		{"NATS sizes and counts as given", "config: {nats: {pendingMsgs: 1000000, pendingBytes: 1GiB, pullMaxRecords: \"5000\"}}", "value: \"1000000\""},
 		{"PDB minAvailable wins over the default maxUnavailable", "podDisruptionBudget: {minAvailable: 2}", "minAvailable: 2"},
 		{"maxReplicas capped at partitions", "autoscaling: {partitions: 6, maxReplicas: 50, keda: {enabled: true, prometheus: {serverAddress: http://p:9090}}}", "maxReplicaCount: 6"},
 	} {

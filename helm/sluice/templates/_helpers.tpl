@@ -136,6 +136,12 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- fail (printf "config.source is %s: set config.nats.url (the binary's default, 127.0.0.1, is the pod itself)" $c.source) }}
 {{- end }}
 {{- end }}
+{{- range $side := list "kafka" "nats" }}
+{{- $tls := (get $c $side).tls }}
+{{- if ne (empty $tls.cert) (empty $tls.key) }}
+{{- fail (printf "config.%s.tls.cert and config.%s.tls.key: set both (mutual TLS) or neither; the binary refuses one without the other" $side $side) }}
+{{- end }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (eq $c.source "nats") (not $c.nats.queue) }}
 {{- fail "config.source is nats with replicaCount > 1 and no config.nats.queue: every replica would get every message" }}
 {{- end }}
