@@ -231,9 +231,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// produceBursty produces numbered 100-byte records: the base rate, with a
-// burst of 10x for one second in every four. The counter moves only when the
-// broker acknowledged a record, so the ids 0..produced-1 were all stored.
+// produceBursty produces numbered 100-byte records to the demo topic (see
+// bursty).
 func produceBursty(ctx context.Context, brokers []string, rate int, produced *atomic.Int64) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("demo"),
 		kgo.ProducerLinger(5*time.Millisecond))
@@ -241,11 +240,30 @@ func produceBursty(ctx context.Context, brokers []string, rate int, produced *at
 		return err
 	}
 	defer cl.Close()
-	var next uint64
-	var acked sync.WaitGroup
+	var pending sync.WaitGroup
+	bursty(ctx, rate, produced, func(id uint64, value []byte, stored func()) {
+		pending.Add(1)
+		cl.Produce(context.Background(), &kgo.Record{Key: fmt.Appendf(nil, "k%d", id%50), Value: value},
+			func(_ *kgo.Record, err error) {
+				defer pending.Done()
+				if err == nil {
+					stored()
+				}
+			})
+	})
+	pending.Wait()
+	return nil
+}
+
+// bursty hands send numbered 100-byte values (the id in the first 8 bytes)
+// at the base rate per second, with a burst of 10x for one second in every
+// four, until ctx ends. send calls stored once the broker has the value;
+// produced follows the contiguous prefix of stored ids, so the ids
+// 0..produced-1 were all stored and the demo can check each of them.
+func bursty(ctx context.Context, rate int, produced *atomic.Int64, send func(id uint64, value []byte, stored func())) {
 	var mu sync.Mutex
 	done := map[uint64]bool{}
-	var contiguous uint64
+	var contiguous, next uint64
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
@@ -263,24 +281,16 @@ func produceBursty(ctx context.Context, brokers []string, rate int, produced *at
 			binary.BigEndian.PutUint64(v, next)
 			id := next
 			next++
-			acked.Add(1)
-			cl.Produce(context.Background(), &kgo.Record{Key: fmt.Appendf(nil, "k%d", id%50), Value: v},
-				func(_ *kgo.Record, err error) {
-					defer acked.Done()
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					done[id] = true
-					for done[contiguous] {
-						delete(done, contiguous)
-						contiguous++
-					}
-					produced.Store(int64(contiguous))
-					mu.Unlock()
-				})
+			send(id, v, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				done[id] = true
+				for done[contiguous] {
+					delete(done, contiguous)
+					contiguous++
+				}
+				produced.Store(int64(contiguous))
+			})
 		}
 	}
-	acked.Wait()
-	return nil
 }

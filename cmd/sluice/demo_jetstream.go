@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -179,52 +178,23 @@ func demoJetStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 // moves only when the stream acknowledged a message, so the ids
 // 0..produced-1 were all stored.
 func publishBursty(ctx context.Context, js jetstream.JetStream, rate, subjects int, produced *atomic.Int64) error {
-	var next uint64
-	var mu sync.Mutex
-	done := map[uint64]bool{}
-	var contiguous uint64
 	var pending sync.WaitGroup
 	var firstErr atomic.Pointer[error]
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	start := time.Now()
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
+	bursty(ctx, rate, produced, func(id uint64, value []byte, stored func()) {
+		f, err := js.PublishAsync(fmt.Sprintf("demo.k%d", id%uint64(subjects)), value,
+			jetstream.WithStallWait(5*time.Second))
+		if err != nil {
+			firstErr.CompareAndSwap(nil, &err)
+			return
 		}
-		r := rate
-		if int(time.Since(start).Seconds())%4 == 1 {
-			r *= 10
-		}
-		for range r / 100 {
-			v := make([]byte, 100)
-			binary.BigEndian.PutUint64(v, next)
-			id := next
-			next++
-			f, err := js.PublishAsync(fmt.Sprintf("demo.k%d", id%uint64(subjects)), v,
-				jetstream.WithStallWait(5*time.Second))
-			if err != nil {
-				firstErr.CompareAndSwap(nil, &err)
-				continue
+		pending.Go(func() {
+			select {
+			case <-f.Ok():
+				stored()
+			case <-f.Err():
 			}
-			pending.Go(func() {
-				select {
-				case <-f.Ok():
-				case <-f.Err():
-					return
-				}
-				mu.Lock()
-				done[id] = true
-				for done[contiguous] {
-					delete(done, contiguous)
-					contiguous++
-				}
-				produced.Store(int64(contiguous))
-				mu.Unlock()
-			})
-		}
-	}
+		})
+	})
 	pending.Wait()
 	if p := firstErr.Load(); p != nil {
 		return *p
