@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -98,37 +97,20 @@ func benchNATS(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
 		MaxAckPending: *maxRecords, MaxDeliver: -1,
 	}
-	var raw, slu []float64
-	for r := range *rounds {
-		order := []string{"raw", "sluice"}
-		if r%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, which := range order {
-			if *only != "" && which != *only {
-				continue
-			}
-			name := fmt.Sprintf("%s_%d", which, r)
-			var rps float64
-			var err error
-			cpu0 := cpuTime()
-			if which == "raw" {
-				rps, err = rawJetStreamRound(ctx, url, stream, name, cc, *records)
-				raw = append(raw, rps)
-			} else {
-				rps, err = sluiceJetStreamRound(ctx, url, stream, name, *records, *maxRecords,
-					consumer.Ordering(*ordering), *workers)
-				slu = append(slu, rps)
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "bench: %s round %d: %v\n", which, r+1, err)
-				return 1
-			}
-			cpuPer := (cpuTime() - cpu0) / time.Duration(*records)
-			fmt.Fprintf(stdout, "round %d  %-6s %10.0f messages/s  %6.2fµs CPU/message (client and embedded server)\n",
-				r+1, which, rps, float64(cpuPer.Nanoseconds())/1000)
-		}
+	res, err := alternate(*rounds, *records, *only, stdout, "messages", map[string]func(int) (float64, error){
+		"raw": func(r int) (float64, error) {
+			return rawJetStreamRound(ctx, url, stream, fmt.Sprintf("raw_%d", r), cc, *records)
+		},
+		"sluice": func(r int) (float64, error) {
+			return sluiceJetStreamRound(ctx, url, stream, fmt.Sprintf("sluice_%d", r), *records, *maxRecords,
+				consumer.Ordering(*ordering), *workers)
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
 	}
+	raw, slu := res["raw"].rps, res["sluice"].rps
 	mr, ms := median(raw), median(slu)
 	ratio := 0.0
 	if mr > 0 {

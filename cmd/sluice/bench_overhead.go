@@ -85,40 +85,23 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 		fmt.Fprintln(stderr, "bench: preload:", err)
 		return 1
 	}
-	var raw, slu []float64
-	var rawCPU, sluCPU []float64 // process CPU time per record, ns
-	for r := range *rounds {
-		order := []string{"raw", "sluice"}
-		if r%2 == 1 {
-			slices.Reverse(order)
-		}
-		if *only != "" {
-			order = []string{*only}
-		}
-		for _, which := range order {
-			group := fmt.Sprintf("%s-%s-%d", topic, which, r)
-			var rps float64
-			var err error
-			cpu0 := cpuTime()
-			if which == "raw" {
-				rps, err = rawRound(ctx, brokers, topic, group, *records)
-				raw = append(raw, rps)
-				rawCPU = append(rawCPU, float64(cpuTime()-cpu0)/float64(*records))
-			} else {
-				cfg := consumer.Config{Ordering: consumer.Ordering(*ordering), Workers: *workers, MaxRecords: *maxRecords, HighWater: *highWater,
-					Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{topic}, Group: group, FetchMaxBytes: *fetchMaxBytes}}
-				rps, err = sluiceRound(ctx, cfg, *records)
-				slu = append(slu, rps)
-				sluCPU = append(sluCPU, float64(cpuTime()-cpu0)/float64(*records))
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "bench: %s round %d: %v\n", which, r+1, err)
-				return 1
-			}
-			fmt.Fprintf(stdout, "round %d  %-6s %10.0f records/s  %6.0f ns CPU/record\n", r+1, which, rps,
-				float64(cpuTime()-cpu0)/float64(*records))
-		}
+	res, err := alternate(*rounds, *records, *only, stdout, "records", map[string]func(int) (float64, error){
+		"raw": func(r int) (float64, error) {
+			return rawRound(ctx, brokers, topic, fmt.Sprintf("%s-raw-%d", topic, r), *records)
+		},
+		"sluice": func(r int) (float64, error) {
+			cfg := consumer.Config{Ordering: consumer.Ordering(*ordering), Workers: *workers, MaxRecords: *maxRecords, HighWater: *highWater,
+				Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{topic}, Group: fmt.Sprintf("%s-sluice-%d", topic, r),
+					FetchMaxBytes: *fetchMaxBytes}}
+			return sluiceRound(ctx, cfg, *records)
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
 	}
+	raw, slu := res["raw"].rps, res["sluice"].rps
+	rawCPU, sluCPU := res["raw"].cpuNs, res["sluice"].cpuNs
 	mr, ms := median(raw), median(slu)
 	if mr == 0 {
 		mr = 1
@@ -218,6 +201,39 @@ func sluiceRound(ctx context.Context, cfg consumer.Config, n int) (float64, erro
 	rps := float64(n) / time.Since(start).Seconds()
 	stop()
 	return rps, <-done
+}
+
+// sideResults are one side's rates and process CPU time per item, by round.
+type sideResults struct{ rps, cpuNs []float64 }
+
+// alternate runs the "raw" and "sluice" sides once a round, alternating
+// which goes first (only, if set, runs just that side), and records each
+// round's rate and the process's CPU time per item, printing a line a
+// round. Both sides run in this process, so their CPU figures compare.
+func alternate(rounds, items int, only string, stdout io.Writer, unit string,
+	sides map[string]func(round int) (float64, error)) (map[string]*sideResults, error) {
+	res := map[string]*sideResults{"raw": {}, "sluice": {}}
+	for r := range rounds {
+		order := []string{"raw", "sluice"}
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, which := range order {
+			if only != "" && which != only {
+				continue
+			}
+			cpu0 := cpuTime()
+			rps, err := sides[which](r)
+			if err != nil {
+				return nil, fmt.Errorf("%s round %d: %w", which, r+1, err)
+			}
+			cpuNs := float64(cpuTime()-cpu0) / float64(items)
+			res[which].rps = append(res[which].rps, rps)
+			res[which].cpuNs = append(res[which].cpuNs, cpuNs)
+			fmt.Fprintf(stdout, "round %d  %-6s %10.0f %s/s  %6.0f ns CPU per item\n", r+1, which, rps, unit, cpuNs)
+		}
+	}
+	return res, nil
 }
 
 func median(xs []float64) float64 {
