@@ -188,6 +188,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return runErr
 }
 
+// drainBudget is how long a source may take to drain its connection at
+// close: its own limit, cut to what is left of the shutdown deadline (at
+// least a second), so the whole shutdown stays within ShutdownTimeout.
+func (c *Consumer) drainBudget(limit time.Duration) time.Duration {
+	return min(limit, max(time.Until(c.closeBy), time.Second))
+}
+
 // Drain stops intake, finishes in-flight work, commits and leaves the
 // group, as Run does on shutdown; it returns when that is done or ctx ends.
 // Readiness turns false at once. Run returns nil after a drain.

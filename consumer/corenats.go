@@ -292,4 +292,4 @@ func (s *coreSource) commit(context.Context, []commitPoint) ([]commitPoint, erro
 func (s *coreSource) pause([]*partition)  { s.paused.Store(true) }
 func (s *coreSource) resume([]*partition) { s.paused.Store(false) }
 
-func (s *coreSource) close() { s.conn.drain(s.cfg.DrainTimeout) }
+func (s *coreSource) close() { s.conn.drain(s.c.drainBudget(s.cfg.DrainTimeout)) }

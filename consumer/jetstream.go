@@ -641,7 +641,7 @@ func (s *jsSource) close() {
 	s.stopLoops()
 	s.loops.Wait()
 	s.handBack(s.held.takeAll(), s.met.abandoned)
-	s.conn.drain(s.cfg.DrainTimeout)
+	s.conn.drain(s.c.drainBudget(s.cfg.DrainTimeout))
 }
 
 // handBack naks messages without delay and counts them in kind.
