@@ -24,6 +24,9 @@ type Proxy struct {
 
 	cut     atomic.Bool
 	latency atomic.Int64 // nanoseconds added to every chunk, each way
+	// hole, when set, names the client connections that are black-holed:
+	// their bytes stop being forwarded, both ways, but nothing is closed.
+	hole atomic.Pointer[func(client net.Addr) bool]
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -60,6 +63,24 @@ func (p *Proxy) Cut() {
 
 // Heal lets connections through again.
 func (p *Proxy) Heal() { p.cut.Store(false) }
+
+// Blackhole stops forwarding the bytes of every connection whose client
+// address (the peer that dialled the proxy) match reports, both ways, until
+// Unblackhole: the connections stay open and nothing is reset, as when a
+// network drops packets, so the peer notices only by its own timeouts. The
+// bytes wait (in the proxy and the kernel's buffers) and flow again, intact,
+// after Unblackhole. match is asked again for every chunk, so connections
+// opened while the hole is on are caught too.
+func (p *Proxy) Blackhole(match func(client net.Addr) bool) { p.hole.Store(&match) }
+
+// Unblackhole forwards every connection's bytes again.
+func (p *Proxy) Unblackhole() { p.hole.Store(nil) }
+
+// holed reports whether client's bytes are held now.
+func (p *Proxy) holed(client net.Addr) bool {
+	m := p.hole.Load()
+	return m != nil && (*m)(client)
+}
 
 // SetLatency delays every forwarded chunk by d, each way (0: none).
 func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
@@ -144,15 +165,17 @@ func (p *Proxy) serve(down net.Conn) {
 	if p.cut.Load() { // cut while dialling
 		return
 	}
+	client := down.RemoteAddr()
 	var wg sync.WaitGroup
-	wg.Go(func() { p.pipe(up, down) })
-	p.pipe(down, up)
+	wg.Go(func() { p.pipe(up, down, client) })
+	p.pipe(down, up, client)
 	wg.Wait()
 }
 
 // pipe copies src to dst until either side fails, then closes both so the
-// other direction ends too.
-func (p *Proxy) pipe(dst, src net.Conn) {
+// other direction ends too. While client is black-holed it holds what it
+// read and reads no more.
+func (p *Proxy) pipe(dst, src net.Conn, client net.Addr) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
@@ -162,6 +185,16 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			if d := time.Duration(p.latency.Load()); d > 0 {
 				select {
 				case <-time.After(d):
+				case <-p.done:
+					return
+				}
+			}
+			for p.holed(client) {
+				if p.cut.Load() {
+					return
+				}
+				select {
+				case <-time.After(20 * time.Millisecond):
 				case <-p.done:
 					return
 				}
