@@ -214,43 +214,88 @@ func TestJetStreamCleanRunDeliversEachMessageOnce(t *testing.T) {
 	}
 }
 
-// A slow sink with a short AckWait: the window fills, pulls stop and then
-// shrink to the room there is, and InProgress keeps every held message
-// alive, so the server redelivers nothing.
+// A slow sink with a short AckWait. The sink is a gate the test opens step
+// by step, so that each step is a state the test sets up, not a race with
+// the scheduler:
+//
+//  1. the sink holds everything: pulls into the empty window ask for
+//     exactly the window, it fills to its budget, and no pull follows;
+//  2. the full window is held for 2.5 AckWaits: pulling pauses, and
+//     InProgress keeps every held message alive;
+//  3. 40 deliveries are let through: pulls resume and ask, all together,
+//     for no more than the 40 places freed: the room, not a window each;
+//  4. everything is let through: each message is delivered once, on its
+//     first delivery, and the server sent nothing twice.
 func TestJetStreamSlowSinkShrinksPullsWithoutRedelivery(t *testing.T) {
-	const n = 300
+	const n, window, freed = 300, 64, 40
 	ns := startNATS(t)
 	_, js := ns.client()
 	createStream(t, js, "SLOW", "slow.>")
 	publish(t, js, []string{"slow.a", "slow.b", "slow.c"}, n, 100, nil)
 
 	sink := newSeqLedger()
-	sink.deliver = func(ctx context.Context, m *consumer.Message) error {
-		d := 10 * time.Millisecond
-		if m.Offset == 7 {
-			d = 2500 * time.Millisecond // 2.5 AckWaits inside the sink
-		}
-		select {
-		case <-time.After(d):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	g := newGate(sink, 0)
 	cfg := jsConfig(ns.URL, "SLOW")
 	cfg.Workers = 2
-	cfg.MaxRecords = 64 // ~0.3 s of work: messages wait in the window longer than half of AckWait
+	cfg.MaxRecords = window
 	cfg.Ordering = consumer.OrderNone
-	cfg.NATS.AckWait = time.Second
+	cfg.BatchMax = 1 // acks are sent per batch: one message a batch, so each delivery frees its place at once
+	cfg.NATS.AckWait = 2 * time.Second
+	// Every pull here is answered at once from the stored stream; a long
+	// wait only keeps a loaded machine from ending one half-served.
+	cfg.NATS.PullMaxWait = 10 * time.Second
 	reg := prometheus.NewRegistry()
-	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()), consumer.WithRegisterer(reg))
+	c, err := consumer.New(cfg, g, consumer.WithLogger(natsLog()), consumer.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := runNATS(t, c)
-	// While the backlog lasts the lag is reported, from num_pending +
-	// num_ack_pending.
-	sink.waitFor(t, "a reported lag", 30*time.Second, func() bool { return c.Stats().Lag > int64(n/2) })
+	t.Cleanup(g.open) // runs before the stop: a failed test does not wait out the shutdown timeout
+	server := func() *jetstream.ConsumerInfo { return consumerInfo(t, js, "SLOW", "sluice") }
+	const pullRecords = "sluice_nats_pull_records"
+
+	// 1. Filled, and nothing more asked for.
+	waitUntil(t, time.Minute, "the window to fill", func() bool { return c.Window().Records() == window })
+	g.waitUntil(t, "both workers to wait in the sink", time.Minute, func(_, held int) bool { return held == cfg.Workers })
+	filled := time.Now()
+	pulls, asked := histogram(t, reg, pullRecords)
+	if asked != window {
+		t.Errorf("%d pulls into the empty window asked for %v records, want the window: %d", pulls, asked, window)
+	}
+	if d := server().Delivered.Consumer; d != window {
+		t.Errorf("the server delivered %d messages into a window of %d", d, window)
+	}
+
+	// 2. Held: the time is the condition, as the server's AckWait timer
+	// runs on it.
+	waitUntil(t, time.Minute, "the full window held for 2.5 AckWaits, pulls paused and the lag reported", func() bool {
+		return time.Since(filled) >= cfg.NATS.AckWait*5/2 && c.Stats().Pauses > 0 && c.Stats().Lag > n/2
+	})
+	if p, _ := histogram(t, reg, pullRecords); p != pulls {
+		t.Errorf("%d pulls sent while the window was full", p-pulls)
+	}
+	if ip := counterWith(t, reg, "sluice_nats_acks_total", "in_progress"); ip < window {
+		t.Errorf("%v InProgress sent for %d messages held 2.5 AckWaits", ip, window)
+	}
+	if info := server(); info.Delivered.Consumer != window || info.NumAckPending != window {
+		t.Errorf("after the hold the server delivered %d, %d pending ack; want %d, %d",
+			info.Delivered.Consumer, info.NumAckPending, window, window)
+	}
+
+	// 3. Room for 40: pulls ask for that much, in one pull or a few.
+	g.setLimit(freed)
+	g.waitHeld(t, time.Minute)
+	waitUntil(t, time.Minute, "pulls to resume", func() bool {
+		p, _ := histogram(t, reg, pullRecords)
+		return p > pulls
+	})
+	if p, a := histogram(t, reg, pullRecords); a-asked > freed {
+		t.Errorf("after %d places were freed, %d pulls asked for %v records: more than the room",
+			freed, p-pulls, a-asked)
+	}
+
+	// 4. Everything.
+	g.open()
 	sink.waitDistinct(t, n, 2*time.Minute)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -261,40 +306,16 @@ func TestJetStreamSlowSinkShrinksPullsWithoutRedelivery(t *testing.T) {
 			t.Errorf("seq %d came with attempt %d: the server redelivered it", seq, as[0])
 		}
 	}
-	if ip := metric(t, reg, "sluice_nats_acks_total"); ip < n {
-		t.Errorf("acks %v", ip)
+	if acks := counterWith(t, reg, "sluice_nats_acks_total", "ack"); acks != n {
+		t.Errorf("%v acks sent for %d messages", acks, n)
 	}
-	var inProgress float64
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "sluice_nats_acks_total" {
-			for _, m := range mf.GetMetric() {
-				if m.GetLabel()[0].GetValue() == "in_progress" {
-					inProgress = m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	if inProgress == 0 {
-		t.Error("no InProgress sent, though messages were held longer than AckWait")
-	}
-	w := c.Window()
-	if w.PeakRecords() > w.MaxRecords() {
+	if w := c.Window(); w.PeakRecords() > w.MaxRecords() {
 		t.Errorf("window peaked at %d records, budget %d", w.PeakRecords(), w.MaxRecords())
 	}
-	// The first pull asks for the whole (empty) window; once it has filled,
-	// pulls resume at the low-water mark and ask for the room left then.
-	pulls, asked := histogram(t, reg, "sluice_nats_pull_records")
-	if pulls < 2 || asked >= float64(pulls)*float64(cfg.MaxRecords) {
-		t.Errorf("pull sizes did not shrink with the room: %d pulls asked for %v records (window %d)",
-			pulls, asked, cfg.MaxRecords)
-	}
-	if st := c.Stats(); st.Pauses == 0 {
-		t.Error("the window never paused pulling")
-	}
-	info := consumerInfo(t, js, "SLOW", "sluice")
-	if info.NumRedelivered != 0 || info.NumAckPending != 0 {
-		t.Errorf("server: redelivered %d, ack pending %d", info.NumRedelivered, info.NumAckPending)
+	info := server()
+	if info.Delivered.Consumer != n || info.NumRedelivered != 0 || info.NumAckPending != 0 || info.AckFloor.Stream != n {
+		t.Errorf("server: delivered %d of %d, redelivered %d, ack pending %d, ack floor %d",
+			info.Delivered.Consumer, n, info.NumRedelivered, info.NumAckPending, info.AckFloor.Stream)
 	}
 }
 
