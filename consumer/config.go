@@ -68,8 +68,17 @@ type Config struct {
 	// uncommitted, on revoke, and on shutdown.
 	CommitInterval time.Duration
 	// RebalanceTimeout bounds how long a revoke waits for in-flight
-	// deliveries of the revoked partitions (default 10 s).
+	// deliveries of the revoked partitions (default 10 s). When it runs
+	// out, their context is cancelled (the sink, the retry waits and the
+	// dead-letter write see it), so no worker goes on delivering for a
+	// partition this member gives away; the done prefix is then committed
+	// with a deadline of its own (CommitTimeout).
 	RebalanceTimeout time.Duration
+	// CommitTimeout bounds each commit (default 10 s): on the interval,
+	// on revoke and at shutdown, each gets a deadline of its own, so a
+	// commit to a coordinator that does not answer can never hold up a
+	// revoke or a shutdown for longer.
+	CommitTimeout time.Duration
 	// ShutdownTimeout bounds the drain on shutdown (default 30 s): stop
 	// intake, finish what was admitted, commit. Keep it below the pod's
 	// termination grace period.
@@ -145,6 +154,7 @@ func (c *Config) setDefaults() {
 	dur(&c.PauseDelay, 200*time.Millisecond)
 	dur(&c.CommitInterval, time.Second)
 	dur(&c.RebalanceTimeout, 10*time.Second)
+	dur(&c.CommitTimeout, 10*time.Second)
 	dur(&c.ShutdownTimeout, 30*time.Second)
 	dur(&c.RetryInitialBackoff, 100*time.Millisecond)
 	dur(&c.RetryMaxBackoff, 10*time.Second)
@@ -194,7 +204,7 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"PauseDelay", c.PauseDelay}, {"CommitInterval", c.CommitInterval}, {"RebalanceTimeout", c.RebalanceTimeout},
+		{"PauseDelay", c.PauseDelay}, {"CommitInterval", c.CommitInterval}, {"RebalanceTimeout", c.RebalanceTimeout}, {"CommitTimeout", c.CommitTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout}, {"RetryInitialBackoff", c.RetryInitialBackoff},
 		{"RetryMaxBackoff", c.RetryMaxBackoff},
 	} {

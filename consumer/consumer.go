@@ -31,6 +31,13 @@ type Consumer struct {
 	flowMu   sync.Mutex // serializes pause decisions with telling the source
 	commitMu sync.Mutex // one commit at a time; revoke holds it to commit-then-remove
 
+	// loopCommit cancels the commit loop's commit in flight, if any; a
+	// revoke calls it so that it never waits behind a commit that hangs,
+	// and revokes counts the revokes under way, during which the loop
+	// does not start another.
+	loopCommit atomic.Pointer[context.CancelFunc]
+	revokes    atomic.Int32
+
 	pauses, resumes atomic.Uint64
 
 	joined        atomic.Bool
@@ -255,10 +262,12 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 				continue
 			}
 		}
-		if err := c.commit(ctx, nil); err != nil { // logged inside; the records stay in the window
+		switch err := c.loopCommitOnce(ctx); {
+		case err == errRevokeUnderWay:
+		case err != nil: // logged inside; the records stay in the window
 			failures++
 			retryAt = time.Now().Add(min(100*time.Millisecond<<min(failures-1, 6), 5*time.Second))
-		} else {
+		default:
 			failures, retryAt = 0, time.Time{}
 		}
 		c.evaluateFlow()
@@ -268,6 +277,25 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		}
 		t.Reset(max(next, time.Until(retryAt)))
 	}
+}
+
+// errRevokeUnderWay: the commit loop left this round to a revoke.
+var errRevokeUnderWay = errors.New("revoke under way")
+
+// loopCommitOnce is one commit of the commit loop: with its own deadline,
+// and cancellable by a revoke (see loopCommit).
+func (c *Consumer) loopCommitOnce(ctx context.Context) error {
+	if c.revokes.Load() > 0 {
+		return errRevokeUnderWay // the revoke commits its partitions itself
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
+	defer cancel()
+	c.loopCommit.Store(&cancel)
+	defer c.loopCommit.Store(nil)
+	if c.revokes.Load() > 0 {
+		return errRevokeUnderWay
+	}
+	return c.commit(cctx, nil)
 }
 
 // commit commits the done prefix of the given partitions (all when nil).
@@ -360,9 +388,25 @@ func (c *Consumer) assigned(tps []topicPartition) {
 	}
 }
 
-// revoked stops dispatching the partitions, waits (bounded) for their
-// in-flight deliveries, commits their done prefix when they are revoked
-// rather than lost, and forgets them.
+// revokeGrace is how long a revoke waits, after cancelling the deliveries
+// that outlived RebalanceTimeout, for them to return, so that what they
+// delivered before is counted done and committed.
+const revokeGrace = time.Second
+
+// revoked stops dispatching the partitions, and then:
+//
+//   - when they are revoked, waits (up to RebalanceTimeout) for the
+//     deliveries already inside workers, each of which stops after its
+//     current message; cancels the partitions' context if they did not
+//     return by then and waits revokeGrace for them to notice; commits
+//     the done prefix with a deadline of its own; forgets the partitions.
+//   - when they are lost, cancels their context at once and forgets them,
+//     committing nothing: another member may own them already.
+//
+// A worker that ignores its cancelled context keeps its lane's key busy:
+// should the partition come back to this member, its new lanes wait for
+// that worker (see pipeline.unpark), so a key is never delivered twice at
+// the same time.
 func (c *Consumer) revoked(tps []topicPartition, lost bool) {
 	event := "revoked"
 	if lost {
@@ -373,22 +417,33 @@ func (c *Consumer) revoked(tps []topicPartition, lost bool) {
 		return
 	}
 	c.met.rebalances.WithLabelValues(event).Add(float64(len(parts)))
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RebalanceTimeout)
-	defer cancel()
 	if lost {
-		// Nothing of a lost partition can be committed: do not wait.
-		expired, cancelNow := context.WithCancel(ctx)
-		cancelNow()
-		c.pipe.stopDispatch(expired, parts)
-	} else if !c.pipe.stopDispatch(ctx, parts) {
-		c.log.Warn("revoke: in-flight deliveries did not finish in time; they will be redelivered",
-			"reason", "rebalance_timeout", "partitions", tpNames(tps))
+		c.pipe.abandon(parts)
+	} else {
+		c.revokes.Add(1)
+		defer c.revokes.Add(-1)
+		if cancel := c.loopCommit.Load(); cancel != nil {
+			(*cancel)() // its points go back, and are committed below
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), c.cfg.RebalanceTimeout)
+		finished := c.pipe.stopDispatch(wctx, parts)
+		wcancel()
+		if !finished {
+			c.pipe.abandon(parts)
+			gctx, gcancel := context.WithTimeout(context.Background(), revokeGrace)
+			finished = c.pipe.stopDispatch(gctx, parts)
+			gcancel()
+			c.log.Warn("revoke: in-flight deliveries outlived the rebalance timeout; cancelled, the rest goes to the next owner",
+				"reason", "rebalance_timeout", "partitions", tpNames(tps), "returned", finished)
+		}
 	}
 	c.commitMu.Lock()
 	if !lost {
-		if err := c.commitLocked(ctx, parts); err != nil {
+		cctx, ccancel := context.WithTimeout(context.Background(), c.cfg.CommitTimeout)
+		if err := c.commitLocked(cctx, parts); err != nil {
 			c.log.Warn("commit on revoke failed", "reason", "commit_error", "error", err)
 		}
+		ccancel()
 	}
 	c.pipe.remove(parts)
 	c.commitMu.Unlock()

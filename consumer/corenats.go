@@ -176,7 +176,7 @@ func (s *coreSource) convert(buf []*nats.Msg) []*Message {
 	msgs := make([]Message, n)
 	ptrs := make([]*Message, n)
 	now := time.Now()
-	var largest int64
+	var bytes int64
 	for i, nm := range buf {
 		m := &msgs[i]
 		s.seq++
@@ -188,10 +188,10 @@ func (s *coreSource) convert(buf []*nats.Msg) []*Message {
 		hb := setHeaders(m, nm.Header)
 		m.Key = natsKey(m, s.cfg.KeyHeader)
 		m.size = int64(len(m.Topic)+len(m.Value)) + hb
-		largest = max(largest, m.size)
+		bytes += m.size
 		ptrs[i] = m
 	}
-	s.c.win.SawRecord(largest)
+	s.c.win.SawRecords(n, bytes)
 	return ptrs
 }
 

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -69,12 +70,12 @@ func newDeadLetters(sink Sink, reg prometheus.Registerer) *deadLetters {
 // for as long as it takes: a record is never lost because the dead-letter
 // destination is down (its lane holds meanwhile). Only a permanent failure
 // of the dead-letter write, under the drop policy, gives the record up. It
-// reports false when the workers were stopped first.
-func (p *pipeline) deadLetter(m *Message, cause error, reason string) bool {
+// reports false when ctx (the partition's) ended first.
+func (p *pipeline) deadLetter(ctx context.Context, m *Message, cause error, reason string) bool {
 	dm := deadLetterMessage(m, cause, reason, time.Now())
 	warned := false
 	for attempt := 1; ; attempt++ {
-		err := p.dl.sink.Deliver(p.ctx, dm)
+		err := p.dl.sink.Deliver(ctx, dm)
 		if err == nil {
 			p.dl.dead.Inc()
 			p.log.Warn("record dead-lettered", "reason", reason, "topic", m.Topic,
@@ -82,7 +83,7 @@ func (p *pipeline) deadLetter(m *Message, cause error, reason string) bool {
 			return true
 		}
 		p.dl.failures.Inc()
-		if p.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return false
 		}
 		if IsPermanent(err) && p.fail.onExhausted == DeadLetterDrop {
@@ -99,7 +100,7 @@ func (p *pipeline) deadLetter(m *Message, cause error, reason string) bool {
 		if ra, ok := RetryDelay(err); ok {
 			d = max(d, ra)
 		}
-		if !sleep(p.ctx, d) {
+		if !sleep(ctx, d) {
 			return false
 		}
 	}

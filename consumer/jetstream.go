@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +70,20 @@ type jsSource struct {
 	origin time.Time // of heldList times (monotonic)
 	buf    []jetstream.Msg
 
+	// tooBig is set when the server ended a pull without a message
+	// because the next one is larger than the bytes the pull asked for
+	// (a 409 the client reports as an empty pull); bigEmpty counts pulls
+	// of one message without a byte limit that came back empty all the
+	// same. Owned by run.
+	tooBig, bigEmpty int
+
+	// nakd remembers the failures charged to each message this process
+	// handed back with NakWithDelay, by stream sequence, so that its
+	// redelivery goes on counting from there. Only those: a redelivery the
+	// server makes for any other reason is not a failure of the message.
+	nakMu sync.Mutex
+	nakd  map[uint64]nakRecord
+
 	numPending, numAckPending, numRedelivered atomic.Int64
 	lagShare                                  atomic.Int64 // this replica's share of the lag
 
@@ -83,6 +98,12 @@ type jsSource struct {
 
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
+}
+
+// nakRecord is what nakd keeps for one handed-back message.
+type nakRecord struct {
+	charged int   // failed attempts charged so far
+	at      int64 // when it was handed back (s.now())
 }
 
 type jsMetrics struct {
@@ -105,6 +126,7 @@ func newJetStreamSource(c *Consumer) (*jsSource, error) {
 		tp:   topicPartition{topic: cfg.Stream},
 	}
 	s.held.init()
+	s.nakd = make(map[uint64]nakRecord)
 	s.maxAckPending.Store(int64(cfg.MaxAckPending))
 	s.share = 1
 	c.pipe.untracked = true
@@ -286,7 +308,26 @@ func (s *jsSource) run(ctx context.Context) error {
 			}
 			continue
 		}
+		if s.tooBig > 0 && c.win.Records() == 0 {
+			// The next message is larger than the whole budget: an empty
+			// window takes it alone, as it does for Kafka. Were the
+			// server to end that pull empty too, such pulls back off.
+			if s.bigEmpty > 0 && !sleep(ctx, retry.next(s.bigEmpty)) {
+				return nil
+			}
+			n, maxBytes = 1, 0
+		}
 		err := s.pull(ctx, n, maxBytes)
+		if err == nil && s.tooBig > 0 && c.win.Records() > 0 {
+			// The next message does not fit in what is free: pull again
+			// once the window has given something back (since before
+			// this pull), not at once.
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			case <-s.conn.closed:
+			}
+		}
 		switch {
 		case err == nil:
 			if failing {
@@ -319,6 +360,9 @@ func (s *jsSource) run(ctx context.Context) error {
 // pullSize is how many records, and bytes, the next pull may ask for: the
 // window's free room, within MaxAckPending and the pull limit. It is 0
 // while paused, and while the room is too small to be worth a request.
+// The bytes never exceed what the window has free, so what a pull brings
+// always fits; a message larger than that ends the pull with nothing
+// (see tooBig).
 func (s *jsSource) pullSize() (int, int64) {
 	if s.paused.Load() {
 		return 0, 0
@@ -331,25 +375,23 @@ func (s *jsSource) pullSize() (int, int64) {
 		return 0, 0
 	}
 	free := w.MaxBytes() - w.Bytes()
-	if recs == 0 {
-		// An empty window takes one message larger than the budget, so
-		// that it still makes progress (alone, as the window allows).
-		free = max(free, s.maxPayload+64<<10)
-	}
 	if free <= 0 {
 		return 0, 0
 	}
-	return int(n), free
+	return int(n), min(free, math.MaxInt32)
 }
 
-// pull sends one pull request for n messages and maxBytes, and admits the
-// messages as they arrive. It returns when the request is complete: n
-// messages or maxBytes arrived, or PullMaxWait passed, or ctx ended.
+// pull sends one pull request for n messages and at most maxBytes (no
+// byte limit when 0), and admits the messages as they arrive. It returns
+// when the request is complete: n messages or maxBytes arrived, or
+// PullMaxWait passed, or ctx ended. It sets tooBig when the server ended
+// the request early with nothing, which it does when the next message is
+// larger than maxBytes.
 func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
 	fctx, cancel := context.WithTimeout(ctx, s.cfg.PullMaxWait)
 	defer cancel()
 	opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
-	if maxBytes > 0 && maxBytes < 1<<31 {
+	if maxBytes > 0 {
 		opts = append(opts, jetstream.FetchMaxBytes(int(maxBytes)))
 	}
 	batch, err := s.cons.Fetch(n, opts...)
@@ -358,8 +400,17 @@ func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
 	}
 	s.met.pulls.Inc()
 	s.met.pullRecords.Observe(float64(n))
-	s.read(ctx, batch.Messages())
+	got := s.read(ctx, batch.Messages())
 	err = batch.Error()
+	switch {
+	case got > 0:
+		s.tooBig, s.bigEmpty = 0, 0
+	case err != nil || fctx.Err() != nil:
+	case maxBytes > 0:
+		s.tooBig++
+	default:
+		s.bigEmpty++
+	}
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, nats.ErrTimeout) {
 		return nil
@@ -367,15 +418,16 @@ func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
 	return err
 }
 
-// read admits the messages of one pull in batches of what has arrived. If
-// ctx ends (shutdown) it stops admitting and hands the rest straight back
-// to the server.
-func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg) {
+// read admits the messages of one pull in batches of what has arrived, and
+// returns how many arrived. If ctx ends (shutdown) it stops admitting and
+// hands the rest straight back to the server.
+func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg) int {
 	batchMax := s.c.cfg.BatchMax
+	got := 0
 	for {
 		jm, ok := <-ch
 		if !ok {
-			return
+			return got
 		}
 		buf := append(s.buf[:0], jm)
 		open := true
@@ -400,16 +452,18 @@ func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg) {
 					open = false
 				}
 			}
+			got += len(buf)
 			s.handBack(buf, s.met.abandoned)
 			clear(buf)
 			s.buf = buf[:0]
-			return
+			return got
 		}
+		got += len(buf)
 		s.admit(buf)
 		clear(buf)
 		s.buf = buf[:0]
 		if !open {
-			return
+			return got
 		}
 	}
 }
@@ -431,7 +485,7 @@ func (s *jsSource) admit(buf []jetstream.Msg) {
 	msgs := make([]Message, n)
 	hs := make([]jsHandle, n)
 	ptrs := make([]*Message, n)
-	var bytes, largest int64
+	var bytes int64
 	for i, jm := range buf {
 		m, h := &msgs[i], &hs[i]
 		h.msg = jm
@@ -439,26 +493,31 @@ func (s *jsSource) admit(buf []jetstream.Msg) {
 		m.Source = SourceJetStream
 		m.Topic = jm.Subject()
 		m.Value = jm.Data()
+		var delivered uint64
 		if md, ok := parseAckSubject(jm.Reply()); ok {
 			m.Offset = int64(md.streamSeq)
 			m.Time = time.Unix(0, md.timestamp)
-			// deliverOne adds this delivery: Attempt then is the
-			// server's delivery count.
-			m.Attempt = int(md.delivered) - 1
+			delivered = md.delivered
 		} else if meta, err := jm.Metadata(); err == nil {
 			m.Offset = int64(meta.Sequence.Stream)
 			m.Time = meta.Timestamp
-			m.Attempt = int(meta.NumDelivered) - 1
+			delivered = meta.NumDelivered
+		}
+		if delivered > 1 {
+			// A redelivery: the failures charged before it count only if
+			// this process handed it back after one (deliverOne then adds
+			// this delivery to Attempt).
+			m.charged = s.nakCharged(uint64(m.Offset))
+			m.Attempt = m.charged
 		}
 		hb := setHeaders(m, jm.Headers())
 		m.Key = natsKey(m, s.cfg.KeyHeader)
 		m.size = int64(len(m.Topic)+len(m.Value)) + hb
 		bytes += m.size
-		largest = max(largest, m.size)
 		ptrs[i] = m
 	}
 	s.held.add(hs, s.now())
-	c.win.SawRecord(largest)
+	c.win.SawRecords(n, bytes)
 	c.win.Add(n, bytes)
 	c.met.fetchedBytes.Add(float64(bytes))
 	s.received.Add(int64(n))
@@ -521,6 +580,9 @@ func (s *jsSource) settle(m *Message, d decision) bool {
 		return false // retry in place instead
 	}
 	h.nakd = true
+	s.nakMu.Lock()
+	s.nakd[uint64(m.Offset)] = nakRecord{charged: m.charged, at: s.now()}
+	s.nakMu.Unlock()
 	s.met.naks.Inc()
 	s.c.log.Debug("delivery failed; handed back to the server for a later retry",
 		"subject", m.Topic, "stream_seq", m.Offset, "attempt", m.Attempt, "retry_in", d.delay)
@@ -528,6 +590,33 @@ func (s *jsSource) settle(m *Message, d decision) bool {
 }
 
 func (s *jsSource) now() int64 { return int64(time.Since(s.origin)) }
+
+// nakCharged returns (and forgets) the failures charged to a message this
+// process handed back; 0 for any other.
+func (s *jsSource) nakCharged(seq uint64) int {
+	s.nakMu.Lock()
+	defer s.nakMu.Unlock()
+	r, ok := s.nakd[seq]
+	if !ok {
+		return 0
+	}
+	delete(s.nakd, seq)
+	return r.charged
+}
+
+// forgetNaks drops records of handed-back messages that were not
+// redelivered here within the longest retry delay plus two AckWaits
+// (another replica took them, or they were acked elsewhere).
+func (s *jsSource) forgetNaks(now int64) {
+	cutoff := now - int64(s.c.cfg.RetryMaxBackoff+2*s.ackWait+time.Minute)
+	s.nakMu.Lock()
+	defer s.nakMu.Unlock()
+	for seq, r := range s.nakd {
+		if r.at < cutoff {
+			delete(s.nakd, seq)
+		}
+	}
+}
 
 // keepAlive sends InProgress for every held message the server has not
 // heard of for half its AckWait, so that it does not redeliver messages
@@ -543,6 +632,7 @@ func (s *jsSource) keepAlive(ctx context.Context) {
 		case <-t.C:
 		}
 		now := s.now()
+		s.forgetNaks(now)
 		due = s.held.due(now-int64(s.ackWait/2), now, due[:0])
 		sent, failed := 0, 0
 		for _, jm := range due {

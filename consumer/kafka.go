@@ -199,6 +199,8 @@ func (k *kafkaSource) run(ctx context.Context) error {
 // take converts a poll's records into messages, queued for admission.
 func (k *kafkaSource) take(fs kgo.Fetches) {
 	c := k.c
+	var polled int
+	var polledBytes int64
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if fp.Err != nil {
 			if !errors.Is(fp.Err, context.Canceled) {
@@ -216,7 +218,7 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 		}
 		msgs := make([]Message, n)
 		ptrs := make([]*Message, n)
-		var bytes, largest int64
+		var bytes int64
 		for i, r := range fp.Records {
 			m := &msgs[i]
 			m.Source = "kafka"
@@ -236,13 +238,14 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 				}
 			}
 			bytes += m.size
-			largest = max(largest, m.size)
 			ptrs[i] = m
 		}
-		c.win.SawRecord(largest)
+		polled += n
+		polledBytes += bytes
 		c.met.fetchedBytes.Add(float64(bytes))
 		k.waiting = append(k.waiting, fetched{part: part, msgs: ptrs, hwm: fp.HighWatermark})
 	})
+	c.win.SawRecords(polled, polledBytes)
 }
 
 func (k *kafkaSource) commit(ctx context.Context, cps []commitPoint) ([]commitPoint, error) {

@@ -24,15 +24,22 @@ type Message struct {
 	// Time is the record's timestamp as the broker reports it.
 	Time time.Time
 	// Attempt counts deliveries of this message by this process, from 1.
-	// For JetStream it counts the server's deliveries (by any replica),
-	// so a redelivered message starts above 1.
+	// For JetStream it goes on across a redelivery that this process asked
+	// for after a failure (NakWithDelay): the failures charged before it
+	// count. A redelivery for any other reason (AckWait ran out, a
+	// shutdown handed the message back, another replica had it) is not a
+	// failure of the message, and counting starts again.
 	Attempt int
 
 	part  *partition // tracker state of the partition it came from
 	seq   int64      // position in that partition's tracker
 	size  int64      // bytes counted in the window
 	epoch int32      // Kafka leader epoch, for the commit
-	ack   any        // source-specific handle (a JetStream message)
+	// charged is the failed attempts the failure policy has counted
+	// against the message (see failureState.attempts), carried across a
+	// JetStream redelivery this process asked for.
+	charged int
+	ack     any // source-specific handle (a JetStream message)
 	// gaveUp is why the pipeline gave the message up (dead-lettered or
 	// dropped); "" when the sink delivered it. onDone sees it.
 	gaveUp string

@@ -89,10 +89,13 @@ type pipeline struct {
 	ctx    context.Context // workers' context: cancelled at the hard stop
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	work    sync.Cond // a lane became ready, or the pool shrank
-	quiet   sync.Cond // deliveries finished (revoke and drain wait on it)
-	parts   map[topicPartition]*partition
+	mu    sync.Mutex
+	work  sync.Cond // a lane became ready, or the pool shrank
+	quiet sync.Cond // deliveries finished (revoke and drain wait on it)
+	parts map[topicPartition]*partition
+	// leavers are removed partitions with deliveries still inside a
+	// worker; a new assignment of the same partition waits for them.
+	leavers map[topicPartition]*partition
 	ready   []*lane
 	readyAt int
 	queued  int   // admitted, waiting for a worker
@@ -144,6 +147,7 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 		kickAt:     max(1, int64(cfg.MaxRecords)/4),
 		pauseDelay: cfg.PauseDelay,
 		parts:      make(map[topicPartition]*partition),
+		leavers:    make(map[topicPartition]*partition),
 	}
 	p.batch, _ = sink.(BatchSink)
 	p.work.L = &p.mu
@@ -157,9 +161,15 @@ func (p *pipeline) assign(tps []topicPartition) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, tp := range tps {
-		if _, ok := p.parts[tp]; !ok {
-			p.parts[tp] = newPartition(tp)
+		if _, ok := p.parts[tp]; ok {
+			continue
 		}
+		part := newPartition(tp)
+		part.ctx, part.cancel = context.WithCancel(p.ctx)
+		if old := p.leavers[tp]; old != nil {
+			part.pred, old.succ = old, part
+		}
+		p.parts[tp] = part
 	}
 }
 
@@ -296,6 +306,13 @@ func (p *pipeline) popReady() *lane {
 			clear(p.ready[n:])
 			p.ready, p.readyAt = p.ready[:n], 0
 		}
+		if l.part.pred != nil {
+			// An earlier assignment of this partition is still inside
+			// the sink: wait for it (the lane stays marked ready, so
+			// admit does not queue it twice).
+			l.part.parked = append(l.part.parked, l)
+			continue
+		}
 		l.ready = false
 		if l.part.revoking {
 			p.dropLane(l)
@@ -304,6 +321,25 @@ func (p *pipeline) popReady() *lane {
 		return l
 	}
 	return nil
+}
+
+// unpark lets a partition's parked lanes go once the earlier assignment
+// it waited for has no delivery left inside a worker. Called with the lock
+// held.
+func (p *pipeline) unpark(old *partition) {
+	if p.leavers[old.topicPartition] == old {
+		delete(p.leavers, old.topicPartition)
+	}
+	next := old.succ
+	if next == nil {
+		return
+	}
+	old.succ, next.pred = nil, nil
+	for _, l := range next.parked {
+		l.ready = false
+		p.pushReady(l)
+	}
+	next.parked = nil
 }
 
 // dropLane discards a lane's queued messages (their partition is going away).
@@ -375,7 +411,7 @@ func (p *pipeline) worker() {
 		p.infl += n
 		p.mu.Unlock()
 
-		delivered = p.deliver(batch)
+		delivered = p.deliver(l.part, batch)
 		if delivered > 0 && p.onDone != nil {
 			p.onDone(batch[:delivered])
 		}
@@ -410,15 +446,18 @@ func DeliverBatch(ctx context.Context, s Sink, msgs []*Message) (int, error) {
 	return len(msgs), nil
 }
 
-// deliver hands a batch to the sink in order, each message until it is
-// delivered, dead-lettered or dropped, or the workers are stopped. It
-// returns how many messages of the batch (a prefix) are done.
-func (p *pipeline) deliver(batch []*Message) int {
+// deliver hands a batch of one partition to the sink in order, each
+// message until it is delivered, dead-lettered or dropped. It stops early
+// when the partition is leaving (the rest is the next owner's) and when the
+// partition's context ends. It returns how many messages of the batch (a
+// prefix) are done.
+func (p *pipeline) deliver(part *partition, batch []*Message) int {
+	ctx := part.ctx
 	p.busy.Add(1)
 	start := time.Now()
 	done := 0
-	if p.batch != nil && len(batch) > 1 {
-		done = p.deliverBatch(batch)
+	if p.batch != nil && len(batch) > 1 && !part.leaving.Load() {
+		done = p.deliverBatch(ctx, batch)
 		p.completed.Add(uint64(done))
 	}
 	// Completions are counted in groups so that workers do not all write
@@ -426,7 +465,10 @@ func (p *pipeline) deliver(batch []*Message) int {
 	// autoscaler to see a slow sink's progress.
 	counted := done
 	for _, m := range batch[done:] {
-		if !p.deliverOne(m) {
+		if part.leaving.Load() {
+			break
+		}
+		if !p.deliverOne(ctx, m) {
 			break
 		}
 		done++
@@ -450,24 +492,24 @@ func (p *pipeline) deliver(batch []*Message) int {
 // failure policy (retry.go): retries with backoff and jitter, then the
 // dead-letter destination, or blocking (the lane holds, the partition's
 // commits stop, the window fills and pauses intake; nothing is lost) or
-// dropping, as configured.
-func (p *pipeline) deliverOne(m *Message) bool {
+// dropping, as configured. ctx is the partition's.
+func (p *pipeline) deliverOne(ctx context.Context, m *Message) bool {
 	m.Attempt++
-	err := p.sink.Deliver(p.ctx, m)
+	err := p.sink.Deliver(ctx, m)
 	if err == nil {
 		return true
 	}
-	return p.retry(m, err)
+	return p.retry(ctx, m, err)
 }
 
 // deliverBatch offers the whole batch to a BatchSink and returns how many
 // messages, from the front, it stored. Those it did not store get their
 // attempt back: deliverOne tries them one by one.
-func (p *pipeline) deliverBatch(batch []*Message) int {
+func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) int {
 	for _, m := range batch {
 		m.Attempt++
 	}
-	n, err := p.batch.DeliverBatch(p.ctx, batch)
+	n, err := p.batch.DeliverBatch(ctx, batch)
 	if n >= len(batch) {
 		return len(batch)
 	}
@@ -487,6 +529,9 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 	part := l.part
 	part.inflight -= len(batch)
 	p.infl -= len(batch)
+	if part.gone && part.inflight == 0 {
+		p.unpark(part)
+	}
 	if !part.gone && !p.untracked {
 		for _, m := range batch[:delivered] {
 			p.relRecs += int64(part.markDone(m.seq))
@@ -539,6 +584,7 @@ func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
 	p.mu.Lock()
 	for _, part := range parts {
 		part.revoking = true
+		part.leaving.Store(true)
 		if part.lane != nil && !part.lane.active {
 			p.dropLane(part.lane)
 		}
@@ -560,6 +606,18 @@ func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
 	})
 }
 
+// abandon stops dispatching the partitions and cancels their context: the
+// deliveries inside workers see it and return, undelivered ones are left
+// to the next owner.
+func (p *pipeline) abandon(parts []*partition) {
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.stopDispatch(expired, parts)
+	for _, part := range parts {
+		part.cancel()
+	}
+}
+
 // remove forgets partitions and gives their whole share of the window back.
 // Messages of theirs still inside a worker are ignored when they finish.
 func (p *pipeline) remove(parts []*partition) {
@@ -571,6 +629,13 @@ func (p *pipeline) remove(parts []*partition) {
 		}
 		part.gone = true
 		part.revoking = true
+		part.leaving.Store(true)
+		part.cancel()
+		if part.inflight > 0 {
+			p.leavers[part.topicPartition] = part
+		} else {
+			p.unpark(part)
+		}
 		p.relRecs -= part.relRecords
 		recs += part.heldRecords
 		bytes += part.heldBytes

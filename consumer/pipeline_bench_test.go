@@ -72,7 +72,7 @@ func benchPipeline(b *testing.B, ord Ordering, keys int) {
 			offsets[part]++
 			ptrs[i] = m
 		}
-		win.SawRecord(110)
+		win.SawRecords(1, 110)
 		waiting = append(waiting, fetched{part: p.partition(tps[part]), msgs: ptrs, hwm: -1})
 		waiting = p.admitFitting(waiting)
 		done += batch

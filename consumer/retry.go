@@ -271,12 +271,14 @@ func (f *failurePolicy) decide(st *failureState, err error, now time.Time) decis
 
 // retry is the slow path of a delivery: m failed with err. It carries out
 // the failure policy's decisions until m is delivered, dead-lettered or
-// dropped (true), or the workers are stopped (false: m stays undelivered
-// and will be redelivered after a restart or rebalance).
-func (p *pipeline) retry(m *Message, err error) bool {
-	// A message the broker redelivered (JetStream) arrives with its earlier
-	// deliveries in Attempt: they count as failed attempts.
-	st := failureState{attempts: max(0, m.Attempt-1)}
+// dropped (true), or ctx ends (false: m stays undelivered and will be
+// redelivered after a restart or rebalance). ctx is the partition's: it
+// ends when the partition is lost or its revoke wait runs out, and when
+// the workers stop.
+func (p *pipeline) retry(ctx context.Context, m *Message, err error) bool {
+	// A message handed back to the broker after a failure and redelivered
+	// (JetStream) arrives with the failures already charged to it.
+	st := failureState{attempts: m.charged}
 	blocked := false
 	defer func() {
 		if blocked {
@@ -286,14 +288,15 @@ func (p *pipeline) retry(m *Message, err error) bool {
 	for {
 		p.errs.Add(1)
 		p.met.deliveryErrors.Inc()
-		if p.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return false
 		}
 		d := p.fail.decide(&st, err, time.Now())
+		m.charged = st.attempts
 		switch d.action {
 		case actDeadLetter:
 			m.gaveUp = d.reason
-			return p.deadLetter(m, err, d.reason)
+			return p.deadLetter(ctx, m, err, d.reason)
 		case actDrop:
 			m.gaveUp = d.reason
 			p.drop(m, err, d.reason)
@@ -312,11 +315,11 @@ func (p *pipeline) retry(m *Message, err error) bool {
 		}
 		p.log.Debug("delivery failed, retrying", "topic", m.Topic, "partition", m.Partition,
 			"offset", m.Offset, "attempt", m.Attempt, "retry_in", d.delay, "error", err)
-		if !sleep(p.ctx, d.delay) {
+		if !sleep(ctx, d.delay) {
 			return false
 		}
 		m.Attempt++
-		if err = p.sink.Deliver(p.ctx, m); err == nil {
+		if err = p.sink.Deliver(ctx, m); err == nil {
 			if blocked {
 				p.log.Info("blocked record delivered; its lane flows again", "reason", "delivered",
 					"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "attempts", m.Attempt)

@@ -1,6 +1,10 @@
 package consumer
 
-import "time"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 // topicPartition names a partition. For NATS sources the topic is the stream
 // (or subject) and the partition is 0.
@@ -52,6 +56,25 @@ type partition struct {
 
 	revoking bool // dispatch stopped: partition is being revoked or lost
 	gone     bool // no longer assigned; late completions are ignored
+
+	// ctx is what this partition's deliveries run under: the sink call,
+	// the retry waits and the dead-letter write. It ends when the
+	// partition is lost, when its revoke wait runs out, and when the
+	// workers stop, so no worker goes on delivering (or retrying, or
+	// dead-lettering) for a partition this member no longer owns.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// leaving is revoking, readable without the lock: a worker checks it
+	// between the messages of a batch and stops early.
+	leaving atomic.Bool
+
+	// pred is the state of an earlier assignment of this same partition
+	// whose deliveries have not all returned yet (its sink ignored the
+	// cancelled context, say). This partition's lanes are parked until
+	// they have, so a key is never delivered twice at the same time; succ
+	// is the other direction of that link. Guarded by the pipeline's mutex.
+	pred, succ *partition
+	parked     []*lane
 
 	paused      bool
 	pauseReason string

@@ -71,14 +71,14 @@ func TestTrackerRandomOrder(t *testing.T) {
 
 func TestWindowHighLowAndGate(t *testing.T) {
 	w := NewWindow(100, 1000, 0.8, 0.5)
-	if w.Room() != 1 {
-		t.Fatalf("before any record is seen the room is one record, got %d", w.Room())
+	if w.Room() != 100 {
+		t.Fatalf("before any record is seen the room is the record budget, got %d", w.Room())
 	}
-	w.SawRecord(5000)
+	w.SawRecords(1, 5000)
 	if w.Room() != 1 {
 		t.Fatalf("an empty window must admit one record larger than its budget, room %d", w.Room())
 	}
-	w.SawRecord(10)
+	w.SawRecords(1, 10)
 	w.Add(79, 10)
 	if w.AboveHigh() {
 		t.Fatal("79% is below the high mark")
@@ -87,14 +87,14 @@ func TestWindowHighLowAndGate(t *testing.T) {
 	if !w.AboveHigh() || w.BelowLow() {
 		t.Fatal("80% is at the high mark")
 	}
-	if w.Room() != 0 {
-		t.Fatalf("980 bytes free at 5000 bytes a record: room %d, want 0", w.Room())
+	if w.Room() != 20 {
+		t.Fatalf("20 records and 980 bytes free, records of 1 byte held: room %d, want 20", w.Room())
 	}
 	w2 := NewWindow(100, 1000, 0.8, 0.5)
-	w2.SawRecord(10)
+	w2.SawRecords(1, 10)
 	w2.Add(50, 900)
-	if w2.Room() != 10 {
-		t.Fatalf("room %d, want 10 (100 bytes free at 10 bytes a record)", w2.Room())
+	if w2.Room() != 5 {
+		t.Fatalf("room %d, want 5 (100 bytes free at the 18 bytes a record it holds)", w2.Room())
 	}
 	ch := w.Changed()
 	w.Release(30, 10)

@@ -31,7 +31,7 @@ type Window struct {
 	bytes   atomic.Int64
 	peakRec atomic.Int64
 	peakB   atomic.Int64
-	largest atomic.Int64 // largest record seen, in bytes
+	recent  atomic.Int64 // mean record size of the latest poll, in bytes (0 before one)
 
 	mu   sync.Mutex
 	room chan struct{} // closed and replaced when records are released
@@ -122,22 +122,40 @@ func (w *Window) fit(msgs []*Message) (int, int64) {
 	return n, sum
 }
 
-// SawRecord tells the window the size of the largest record in a poll.
-func (w *Window) SawRecord(size int64) { raiseTo(&w.largest, size) }
+// SawRecords tells the window what the latest poll held: n records of
+// bytes in all. Room uses their mean size while the window is empty.
+func (w *Window) SawRecords(n int, bytes int64) {
+	if n > 0 {
+		w.recent.Store((bytes + int64(n) - 1) / int64(n))
+	}
+}
 
-// Room is how many more records may be admitted: what fits in the record
-// budget and, at the size of the largest record seen so far, in the byte
-// budget. Until a record has been seen the room is one record, to learn
-// the size. An empty window always has room for one record, so a record
-// larger than the whole budget still makes progress, alone.
+// Room is how many more records may be asked for: what fits in the record
+// budget and, at the size of the records the window holds now (their mean;
+// while it is empty, the mean of the latest poll), in the byte budget.
+// It follows what the window holds, never what it once held: one large
+// record shrinks the room only while it is inside, and records of size 0
+// leave the byte budget out of it. An empty window always has room for
+// one record, so a record larger than the whole budget still makes
+// progress, alone.
+//
+// Room is a request size, not the budget: what a poll brings is admitted
+// only as far as it fits (see fit), so a mean that is too small costs a
+// wait outside the window, never the budget.
 func (w *Window) Room() int {
 	recs := w.records.Load()
-	largest := w.largest.Load()
-	if largest == 0 {
-		return min(1, int(w.maxRecords-recs))
+	room := w.maxRecords - recs
+	if room <= 0 {
+		return 0
 	}
-	byBytes := (w.maxBytes - w.bytes.Load()) / largest
-	room := min(w.maxRecords-recs, byBytes)
+	bytes := w.bytes.Load()
+	size := w.recent.Load()
+	if recs > 0 {
+		size = (bytes + recs - 1) / recs
+	}
+	if size > 0 {
+		room = min(room, (w.maxBytes-bytes)/size)
+	}
 	if recs == 0 {
 		room = max(room, 1)
 	}
