@@ -9,7 +9,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test vet test-unit test-kafka test-k8s chaos chaos-long fuzz demo bench readme image
+.PHONY: build test vet test-unit test-kafka test-k8s chaos chaos-long check check-long fuzz demo bench readme image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
@@ -46,6 +46,17 @@ chaos: build
 
 chaos-long: build
 	scripts/chaos.sh --long
+	$(if $(CHECK_DURATION),scripts/check.sh --for $(CHECK_DURATION))
+
+# The adversarial checker (e2e/check.go): the fixed seeds on kfake, JetStream
+# and a real broker (about 8 minutes); check-long runs random seeds on each
+# for CHECK_DURATION (also run by `make chaos-long CHECK_DURATION=30m`).
+CHECK_DURATION ?=
+check:
+	scripts/check.sh
+
+check-long:
+	scripts/check.sh --for $(or $(CHECK_DURATION),10m)
 
 # Each fuzz target for FUZZTIME, from its seed corpus in testdata/fuzz/.
 FUZZTIME ?= 10s

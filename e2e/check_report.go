@@ -18,9 +18,9 @@ import (
 // sink mode, poison keys, records larger than the byte budget and a clean
 // schedule (see docs/GUARANTEES.md for what each does).
 var CheckFixedSeeds = map[string][]uint64{
-	"kfake":     {1, 2, 3},
-	"kafka":     {4, 5},
-	"jetstream": {6, 7},
+	"kfake":     {25, 7, 38}, // key+large+black hole+freeze+kill; partition, clean, large; none, poison, failing, freeze, kill
+	"kafka":     {8, 30},     // partition, large, black hole, freeze, poison; key, large, kill, failing, throttle
+	"jetstream": {9, 24},     // key, large, kill, blocking, throttle, poison; none, large, freeze, blocking
 }
 
 // CheckOptions configures RunChecks.
