@@ -99,11 +99,11 @@ func (s *kafkaCheckSource) finish() {
 // JetStream on an in-process nats-server
 
 type jsCheckSource struct {
-	srv   *server.Server
-	px    *Proxy
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	id    string
+	srv    *server.Server
+	px     *Proxy
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	id     string
 	stream string
 }
 
