@@ -153,6 +153,7 @@ type schedRun struct {
 	members  map[string]*member
 	all      []*member
 	silent   map[string][]span // freeze and black-hole intervals
+	gone     []time.Time       // when a member left, crashed or fell silent
 	allow    int               // duplicate allowance so far (in windows)
 	truth    map[PO]truthRec
 	produced int
@@ -163,6 +164,7 @@ type schedRun struct {
 type span struct{ from, to time.Time }
 
 type truthRec struct {
+	at     time.Time // when the broker acknowledged it
 	key    string
 	hash   uint64
 	poison bool
@@ -451,6 +453,9 @@ func (r *schedRun) do(a action) error {
 		r.allow += r.rebalanceAllowance(s.At)
 		r.mu.Unlock()
 		r.forget(s.Member)
+		r.mu.Lock()
+		r.gone = append(r.gone, now)
+		r.mu.Unlock()
 		// The drain runs on while the schedule goes on.
 		go r.checkStop(m, now)
 		r.recovery("leave", now)
@@ -458,6 +463,7 @@ func (r *schedRun) do(a action) error {
 		r.res.Faults["crash (SIGKILL)"]++
 		r.mu.Lock()
 		r.allow++
+		r.gone = append(r.gone, now)
 		r.mu.Unlock()
 		r.forget(s.Member)
 		m.p.Kill()
@@ -474,6 +480,7 @@ func (r *schedRun) do(a action) error {
 			}
 			r.mu.Lock()
 			r.allow++
+			r.gone = append(r.gone, now)
 			r.silent[m.name] = append(r.silent[m.name], span{from: now})
 			r.mu.Unlock()
 			// The member's work stalls until its partitions move.
@@ -492,6 +499,22 @@ func (r *schedRun) do(a action) error {
 		}
 	}
 	return nil
+}
+
+// mayBeRedelivered: see Recorder.orderCheck.
+func (r *schedRun) mayBeRedelivered(po PO, first time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.truth[po]
+	if !ok {
+		return false
+	}
+	for _, g := range r.gone {
+		if g.After(t.at.Add(-time.Second)) && g.Before(first) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkStop SIGTERMs m and checks the drain: exit 0 within the shutdown
@@ -565,7 +588,7 @@ func (r *schedRun) produce(ctx context.Context) error {
 			return fmt.Errorf("record %d: %w", i, err)
 		}
 		r.mu.Lock()
-		r.truth[po] = truthRec{key: p.Keys[i], hash: hashValue(v), poison: poison[p.Keys[i]]}
+		r.truth[po] = truthRec{at: time.Now(), key: p.Keys[i], hash: hashValue(v), poison: poison[p.Keys[i]]}
 		r.produced++
 		r.mu.Unlock()
 	}
@@ -714,7 +737,11 @@ func (r *schedRun) finalCheck(ctx context.Context) error {
 	if bad > 0 {
 		rec.Violate("lost", "%d dead-lettered records without valid sluice-dlq-* headers", bad)
 	}
-	checked, excusedOrder := rec.orderCheck()
+	var redelivered func(PO, time.Time) bool
+	if r.plan.Source == "jetstream" {
+		redelivered = r.mayBeRedelivered
+	}
+	checked, excusedOrder := rec.orderCheck(redelivered)
 	res.OrderChecked = checked
 
 	// The recorder's lock first: its handler takes ours under its own.

@@ -367,7 +367,13 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 // a time). JetStream: per member, among the records that member was the
 // first to be given (a redelivery after a crash comes back out of order by
 // design). Pairs where a first attempt came from a zombie are excused.
-func (r *Recorder) orderCheck() (checked, excused int) {
+//
+// redelivered, when set (JetStream), says whether a record may have been
+// held by a member that then went away (left, crashed, fell silent) before
+// its first attempt: the server gives it to another member after AckWait or
+// a Nak, behind later messages of its key. Pairs with such a record are
+// excused too.
+func (r *Recorder) orderCheck(redelivered func(PO, time.Time) bool) (checked, excused int) {
 	if r.plan.Ordering == "none" {
 		return 0, 0
 	}
@@ -403,7 +409,8 @@ func (r *Recorder) orderCheck() (checked, excused int) {
 			it := &its[i]
 			checked++
 			if prev != nil && it.rs.firstSeq < prev.rs.firstSeq {
-				if it.rs.firstExcuse || prev.rs.firstExcuse {
+				if it.rs.firstExcuse || prev.rs.firstExcuse ||
+					(redelivered != nil && redelivered(prev.po, prev.rs.firstAt)) {
 					excused++
 				} else {
 					r.violateLocked("order", "lane %s: offset %d was first attempted (by %s) before offset %d (by %s)",
