@@ -73,13 +73,21 @@ func (g *gate) setLimit(n int) {
 	g.mu.Unlock()
 }
 
+// raise lets d more deliveries through.
+func (g *gate) raise(d int) {
+	g.mu.Lock()
+	g.limit += d
+	g.signal()
+	g.mu.Unlock()
+}
+
 // open lets everything through from now on.
 func (g *gate) open() { g.setLimit(math.MaxInt) }
 
-func (g *gate) state() (passed, held int) {
+func (g *gate) state() (passed, held, limit int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.passed, g.held
+	return g.passed, g.held, g.limit
 }
 
 // waitHeld blocks until the limit is reached and at least one more

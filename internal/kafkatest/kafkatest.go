@@ -82,8 +82,24 @@ func (c *Cluster) Admin() *kadm.Client {
 // fails the test if any record is not acknowledged.
 func (c *Cluster) Produce(topic string, n int, fn func(i int) (key, value []byte)) {
 	c.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.DefaultProduceTopic(topic),
-		kgo.ProducerLinger(time.Millisecond))
+	c.produce(topic, n, fn, nil)
+}
+
+// ProduceEven writes n records to topic as Produce does, but record i goes
+// to partition i % partitions whatever its key, so each partition holds a
+// known share (a test can then tell that no partition runs dry early).
+func (c *Cluster) ProduceEven(topic string, partitions int32, n int, fn func(i int) (key, value []byte)) {
+	c.t.Helper()
+	c.produce(topic, n, fn, func(i int) int32 { return int32(i) % partitions })
+}
+
+func (c *Cluster) produce(topic string, n int, fn func(i int) (key, value []byte), partition func(i int) int32) {
+	c.t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond)}
+	if partition != nil {
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		c.t.Fatalf("producer: %v", err)
 	}
@@ -94,7 +110,11 @@ func (c *Cluster) Produce(topic string, n int, fn func(i int) (key, value []byte
 	var first atomic.Value
 	for i := range n {
 		k, v := fn(i)
-		cl.Produce(ctx, &kgo.Record{Key: k, Value: v}, func(_ *kgo.Record, err error) {
+		r := &kgo.Record{Key: k, Value: v}
+		if partition != nil {
+			r.Partition = partition(i)
+		}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil && failed.Add(1) == 1 {
 				first.Store(err)
 			}
