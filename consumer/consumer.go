@@ -167,8 +167,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopFetch()
 	wg.Wait()
 
+	// The shutdown stays within ShutdownTimeout: the drain gets it less a
+	// reserve (a quarter, at most 5 s) for the final commit and leaving
+	// the group, so a drain that runs out still leaves time to commit what
+	// it delivered.
 	deadline := time.Now().Add(c.cfg.ShutdownTimeout)
-	dctx, cancel := context.WithDeadline(context.Background(), deadline)
+	reserve := min(c.cfg.ShutdownTimeout/4, 5*time.Second)
+	dctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-reserve))
 	defer cancel()
 	if !c.pipe.drain(dctx) {
 		st := c.Stats()
@@ -179,27 +184,32 @@ func (c *Consumer) Run(ctx context.Context) error {
 	<-commitDone
 	c.pipe.stop()
 
-	// The final commit gets what is left of the deadline, and at least a
-	// few seconds: without it every delivered record would come again.
-	cctx, ccancel := context.WithTimeout(context.Background(), max(time.Until(deadline), 5*time.Second))
+	// The final commit gets half the reserve at least, and at most
+	// CommitTimeout: without it every delivered record would come again.
+	commitFor := min(c.cfg.CommitTimeout, max(time.Until(deadline)-reserve/2, reserve/2))
+	cctx, ccancel := context.WithTimeout(context.Background(), commitFor)
 	defer ccancel()
 	if err := c.commit(cctx, nil); err != nil {
 		c.log.Error("final commit failed", "reason", "commit_error", "error", err)
 	}
-	c.closeBy = deadline
-	if time.Until(c.closeBy) < 2*time.Second {
-		c.closeBy = time.Now().Add(2 * time.Second) // time to leave the group at least
+	c.closeBy = deadline.Add(-closeGrace)
+	if left := time.Until(c.closeBy); left < reserve/4 {
+		c.closeBy = time.Now().Add(reserve / 4) // time to leave the group at least
 	}
 	c.src.close()
 	c.log.Info("stopped", "delivered", c.pipe.completed.Load())
 	return runErr
 }
 
+// closeGrace is how long a source's close may run on past closeBy for its
+// client to wind down.
+const closeGrace = 250 * time.Millisecond
+
 // drainBudget is how long a source may take to drain its connection at
 // close: its own limit, cut to what is left of the shutdown deadline (at
 // least a second), so the whole shutdown stays within ShutdownTimeout.
 func (c *Consumer) drainBudget(limit time.Duration) time.Duration {
-	return min(limit, max(time.Until(c.closeBy), time.Second))
+	return min(limit, max(time.Until(c.closeBy), closeGrace))
 }
 
 // Drain stops intake, finishes in-flight work, commits and leaves the

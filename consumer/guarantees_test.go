@@ -10,12 +10,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/consumer"
 	"github.com/sluicehq/sluice/internal/kafkatest"
@@ -28,6 +34,10 @@ import (
 // ends) so that overlapping calls can show.
 type probe struct {
 	fail func(m *consumer.Message) error
+	// lane names what may not be delivered twice at once (default:
+	// partition and key); overlap, when set, is shared with other probes.
+	lane    func(m *consumer.Message) string
+	overlap *overlapTracker
 
 	mu       sync.Mutex
 	calls    []probeCall
@@ -47,20 +57,53 @@ func newProbe(fail func(m *consumer.Message) error) *probe {
 	return &probe{fail: fail, running: map[string]int{}, ok: map[[2]int64]int{}}
 }
 
+// overlapTracker counts deliveries of one lane running at the same time,
+// across the probes that share it (members of one group).
+type overlapTracker struct {
+	mu       sync.Mutex
+	running  map[string]int
+	overlaps []string
+}
+
+func (o *overlapTracker) begin(lane string, offset int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.running[lane] > 0 {
+		o.overlaps = append(o.overlaps, fmt.Sprintf("%s offset %d", lane, offset))
+	}
+	o.running[lane]++
+}
+
+func (o *overlapTracker) end(lane string) {
+	o.mu.Lock()
+	o.running[lane]--
+	o.mu.Unlock()
+}
+
 func (p *probe) Deliver(ctx context.Context, m *consumer.Message) error {
 	key := fmt.Sprintf("%d/%s", m.Partition, m.Key)
+	if p.lane != nil {
+		key = p.lane(m)
+	}
 	p.mu.Lock()
 	p.calls = append(p.calls, probeCall{m.Partition, m.Offset, time.Now(), ctx.Err() == nil})
-	if p.running[key] > 0 {
-		p.overlaps = append(p.overlaps, fmt.Sprintf("%s offset %d", key, m.Offset))
+	if p.overlap == nil {
+		if p.running[key] > 0 {
+			p.overlaps = append(p.overlaps, fmt.Sprintf("%s offset %d", key, m.Offset))
+		}
+		p.running[key]++
 	}
-	p.running[key]++
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.running[key]--
-		p.mu.Unlock()
-	}()
+	if p.overlap != nil {
+		p.overlap.begin(key, m.Offset)
+		defer p.overlap.end(key)
+	} else {
+		defer func() {
+			p.mu.Lock()
+			p.running[key]--
+			p.mu.Unlock()
+		}()
+	}
 	var err error
 	if p.fail != nil {
 		err = p.fail(m)
@@ -201,7 +244,7 @@ func twoPartitionGroup(t *testing.T) (*kafkatest.Cluster, string, consumer.Confi
 func newMember(t *testing.T, cfg consumer.Config, id string, sink consumer.Sink, opts ...consumer.Option) *consumer.Consumer {
 	t.Helper()
 	cfg.Kafka.ClientID = id
-	c, err := consumer.New(cfg, sink, append([]consumer.Option{consumer.WithLogger(quietLogger())}, opts...)...)
+	c, err := consumer.New(cfg, sink, append([]consumer.Option{consumer.WithLogger(testLogger(id))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,4 +484,130 @@ func TestJetStreamRedeliveriesThatAreNotFailuresDoNotCountAsAttempts(t *testing.
 		t.Errorf("after two hand-backs and one failure: dead-lettered %d, delivered %v; want the retry to deliver it",
 			dead.Load(), delivered.Load())
 	}
+}
+
+// Lost partitions: a member whose heartbeats go unanswered for longer than
+// its session is expired by the coordinator, and its partitions go to the
+// other member, while its fetches and its sink still work. It must stop
+// delivering before the other member starts (liveness), so that the same
+// key is never delivered by both at once, and when its heartbeat is
+// answered again it learns that it lost them (OnPartitionsLost) and commits
+// nothing for them.
+func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
+	fc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	brokers := fc.ListenAddrs()
+	const n = 1000
+	produceTo(t, brokers, "lost", n, keyed)
+
+	// While silent, the heartbeats of the quiet member (as it was when the
+	// silence began) get no answer.
+	var silent atomic.Bool
+	var silenced string // member ID; only the control function touches it
+	fc.ControlKey(kmsg.Heartbeat.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		fc.KeepControl()
+		hb := req.(*kmsg.HeartbeatRequest)
+		if silent.Load() && silenced == "" && strings.HasPrefix(hb.MemberID, "quiet-") {
+			silenced = hb.MemberID
+		}
+		if silent.Load() && hb.MemberID == silenced {
+			fc.SleepControl(func() {
+				for silent.Load() {
+					time.Sleep(10 * time.Millisecond) // the control function's own wait for the test to speak again
+				}
+			})
+		}
+		return nil, nil, false
+	})
+
+	// Partition ordering and 40 ms a record, a window of 200: when the
+	// silence begins the quiet member holds records for longer than its
+	// session, so without the fence it would still be delivering them when
+	// the other member starts on the same partition.
+	shared := &overlapTracker{running: map[string]int{}}
+	slow := func(*consumer.Message) error { time.Sleep(40 * time.Millisecond); return nil }
+	byPartition := func(m *consumer.Message) string { return fmt.Sprint(m.Partition) }
+	quiet := newProbe(slow)
+	quiet.lane, quiet.overlap = byPartition, shared
+	other := newProbe(slow)
+	other.lane, other.overlap = byPartition, shared
+	cfg := baseConfig(brokers, "lost", "g-lost")
+	cfg.Ordering = consumer.OrderPartition
+	cfg.Kafka.SessionTimeout = 6 * time.Second
+	cfg.MaxRecords = 200
+	regQuiet := prometheus.NewRegistry()
+	stopQuiet := run(t, newMember(t, cfg, "quiet", quiet, consumer.WithRegisterer(regQuiet)))
+	defer stopQuiet()
+	regOther := prometheus.NewRegistry()
+	stopOther := run(t, newMember(t, cfg, "other", other, consumer.WithRegisterer(regOther)))
+	defer stopOther()
+	assigned := func(reg *prometheus.Registry) float64 {
+		return kafkaMetric(t, reg, "sluice_rebalances_total", "event", "assigned")
+	}
+	waitUntil(t, time.Minute, "both members to deliver", func() bool {
+		return quiet.delivered() > 10 && other.delivered() > 10
+	})
+
+	otherHad := assigned(regOther)
+	silent.Store(true)
+	waitUntil(t, time.Minute, "the other member to be given the quiet member's partition", func() bool {
+		return assigned(regOther) > otherHad
+	})
+	given := time.Now()
+	waitUntil(t, time.Minute, "the other member to deliver from both partitions", func() bool {
+		return other.callsFor(0, given) >= 20 && other.callsFor(1, given) >= 20
+	})
+	silent.Store(false)
+	waitUntil(t, time.Minute, "the quiet member to learn that it lost its partition", func() bool {
+		return kafkaMetric(t, regQuiet, "sluice_rebalances_total", "event", "lost") > 0
+	})
+	waitUntil(t, 2*time.Minute, "every record to be delivered", func() bool {
+		return len(union(quiet, other)) == n
+	})
+	if o := shared.overlaps; len(o) > 0 {
+		t.Errorf("%d sink calls began while the other member was delivering the same partition, e.g. %s", len(o), o[0])
+	}
+}
+
+// union is the set of records the probes delivered.
+func union(ps ...*probe) map[[2]int64]bool {
+	out := map[[2]int64]bool{}
+	for _, p := range ps {
+		p.mu.Lock()
+		for k := range p.ok {
+			out[k] = true
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// produceTo writes n records to topic with a plain client.
+func produceTo(t *testing.T, brokers []string, topic string, n int, fn func(int) ([]byte, []byte)) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		k, v := fn(i)
+		recs[i] = &kgo.Record{Key: k, Value: v}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testLogger(id string) *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") == "" {
+		return quietLogger()
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("member", id)
 }

@@ -120,6 +120,7 @@ type kafkaSource struct {
 func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 	kc := &c.cfg.Kafka
 	k := &kafkaSource{c: c}
+	c.pipe.live = newLiveness(kc.SessionTimeout, c.log)
 	start := kgo.NewOffset().AtStart()
 	if kc.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
@@ -138,6 +139,7 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.FetchMaxBytes(int32(kc.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),
 		kgo.MaxConcurrentFetches(kc.MaxConcurrentFetches),
+		kgo.WithHooks(c.pipe.live),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assigned(flatten(m))
 		}),
@@ -341,7 +343,7 @@ func (k *kafkaSource) close() {
 		// Give the leave a moment after its own deadline to wind down.
 		select {
 		case <-closed:
-		case <-time.After(time.Second):
+		case <-time.After(closeGrace):
 			k.c.log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
 				"reason", "shutdown_timeout")
 		}

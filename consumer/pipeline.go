@@ -82,6 +82,10 @@ type pipeline struct {
 	// ack; nothing for core NATS) and gives its window share back there,
 	// so there are no commit points. The NATS sources set it.
 	untracked bool
+	// live, when set, fences deliveries while the member may have lost
+	// its group session (see liveness): a worker waits for it before
+	// every sink call. The Kafka source sets it.
+	live *liveness
 	// kickCommit is signalled when enough is done to be worth a commit.
 	kickCommit chan struct{}
 	kickAt     int64 // done-but-uncommitted records that trigger a kick
@@ -456,7 +460,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	p.busy.Add(1)
 	start := time.Now()
 	done := 0
-	if p.batch != nil && len(batch) > 1 && !part.leaving.Load() {
+	if p.batch != nil && len(batch) > 1 && !part.leaving.Load() && p.mayDeliver(ctx) {
 		done = p.deliverBatch(ctx, batch)
 		p.completed.Add(uint64(done))
 	}
@@ -465,7 +469,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	// autoscaler to see a slow sink's progress.
 	counted := done
 	for _, m := range batch[done:] {
-		if part.leaving.Load() {
+		if part.leaving.Load() || !p.mayDeliver(ctx) {
 			break
 		}
 		if !p.deliverOne(ctx, m) {
@@ -486,6 +490,15 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 		p.met.observeDelivery(d, done)
 	}
 	return done
+}
+
+// mayDeliver waits while the member is fenced (see liveness) and reports
+// whether it may call the sink: false once ctx (the partition's) ends.
+func (p *pipeline) mayDeliver(ctx context.Context) bool {
+	if p.live == nil || !p.live.closed() {
+		return true
+	}
+	return p.live.wait(ctx)
 }
 
 // deliverOne is the hot path: one call to the sink. A failure goes to the

@@ -315,7 +315,7 @@ func (p *pipeline) retry(ctx context.Context, m *Message, err error) bool {
 		}
 		p.log.Debug("delivery failed, retrying", "topic", m.Topic, "partition", m.Partition,
 			"offset", m.Offset, "attempt", m.Attempt, "retry_in", d.delay, "error", err)
-		if !sleep(ctx, d.delay) {
+		if !sleep(ctx, d.delay) || !p.mayDeliver(ctx) {
 			return false
 		}
 		m.Attempt++
