@@ -16,7 +16,7 @@ type hungSource struct {
 	live    atomic.Int64 // commits that started with a live context
 }
 
-func (h *hungSource) start() error                { return nil }
+func (h *hungSource) start() error                  { return nil }
 func (h *hungSource) run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (h *hungSource) commit(ctx context.Context, cps []commitPoint) ([]commitPoint, error) {
 	h.commits.Add(1)
