@@ -142,6 +142,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer close(c.done)
 	if err := c.src.start(); err != nil {
+		c.pipe.stop() // so that a later Resize starts no worker nobody would stop
 		return err
 	}
 	c.pipe.resize(c.cfg.Workers)
