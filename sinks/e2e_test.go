@@ -24,6 +24,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/consumer"
 	"github.com/sluicehq/sluice/internal/kafkatest"
@@ -39,7 +40,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(kfakeChild(spec))
 	}
-	os.Exit(m.Run())
+	// Every goroutine has an owner that waits for it, the tests' own
+	// included: a goroutine left when the tests end fails the package.
+	goleak.VerifyTestMain(m)
 }
 
 // kfakeChild runs a kfake cluster with the topic named in spec
