@@ -140,6 +140,7 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),
 		kgo.MaxConcurrentFetches(kc.MaxConcurrentFetches),
 		kgo.WithHooks(c.pipe.live),
+		kgo.WithLogger(kafkaLogger(c.log)),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assigned(flatten(m))
 		}),
