@@ -163,7 +163,7 @@ func loadConfig(environ []string) (*envConfig, error) {
 	}
 	for k := range vars {
 		if strings.HasPrefix(k, envPrefix) {
-			if _, ok := known[k]; !ok {
+			if _, ok := known[k]; !ok && !serviceLink(k, vars[k]) {
 				problems = append(problems, fmt.Sprintf("%s: unknown variable (see `sluice config --env`)", k))
 			}
 		}

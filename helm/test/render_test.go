@@ -52,11 +52,17 @@ type rendered struct {
 // cluster served the extra apiVersions.
 func render(t testing.TB, ch *chart.Chart, vals map[string]any, apiVersions []string) (rendered, error) {
 	t.Helper()
+	return renderAs(t, releaseName, ch, vals, apiVersions)
+}
+
+// renderAs is render with another release name.
+func renderAs(t testing.TB, release string, ch *chart.Chart, vals map[string]any, apiVersions []string) (rendered, error) {
+	t.Helper()
 	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	install.DryRun = true
 	install.ClientOnly = true
 	install.Replace = true
-	install.ReleaseName = releaseName
+	install.ReleaseName = release
 	install.Namespace = namespace
 	install.DisableHooks = false
 	kv, err := chartutil.ParseKubeVersion(kubeVersion)
