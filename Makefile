@@ -23,21 +23,21 @@ test: vet test-unit test-kafka test-k8s
 # skip, saying so, when the server cannot be started).
 test-unit:
 	@dsn=$$(scripts/postgres.sh start) || dsn=; \
-	SLUICE_TEST_POSTGRES_DSN=$$dsn $(GO) test -race -count=1 -timeout 20m ./...; rc=$$?; \
+	SLUICEDEV_TEST_POSTGRES_DSN=$$dsn $(GO) test -race -count=1 -timeout 20m ./...; rc=$$?; \
 	scripts/postgres.sh stop; exit $$rc
 
 # The Kafka integration tests and the overhead bench against a real broker
 # (scripts/kafka.sh fetches Apache Kafka with Maven; skipped loudly without
-# java and mvn, a failure with SLUICE_REQUIRE_KAFKA=1).
+# java and mvn, a failure with SLUICEDEV_REQUIRE_KAFKA=1).
 test-kafka:
 	scripts/test-real-kafka.sh
 
 # The chart: render matrix with strict decoding, helm lint, and a real
 # kube-apiserver with etcd (tools built from the Go module proxy and cached
 # in ~/.cache/sluice; skipped loudly when they cannot be built, a failure
-# with SLUICE_K8S=require).
+# with SLUICEDEV_K8S=require).
 test-k8s: build
-	SLUICE_BIN=$(CURDIR)/bin/sluice scripts/k8s.sh all
+	SLUICEDEV_BIN=$(CURDIR)/bin/sluice scripts/k8s.sh all
 
 # The fault suite against the real binary: kfake, then a real broker
 # (20 000 records a scenario, about 9 minutes); chaos-long soaks.

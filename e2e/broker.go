@@ -203,10 +203,10 @@ func NewReal(ctx context.Context, cfg RealConfig) (Broker, error) {
 	b := &realBroker{
 		script: cfg.Script, direct: direct, proxy: proxy, logf: cfg.Logf,
 		env: append(os.Environ(),
-			"SLUICE_KAFKA_RUN_DIR="+cfg.RunDir,
-			"SLUICE_KAFKA_PORT="+strconv.Itoa(cfg.Port),
+			"SLUICEDEV_KAFKA_RUN_DIR="+cfg.RunDir,
+			"SLUICEDEV_KAFKA_PORT="+strconv.Itoa(cfg.Port),
 			// Sluice only ever learns the proxy's address.
-			"SLUICE_KAFKA_EXTRA_PROPS=advertised.listeners=PLAINTEXT://"+proxyAddr),
+			"SLUICEDEV_KAFKA_EXTRA_PROPS=advertised.listeners=PLAINTEXT://"+proxyAddr),
 	}
 	if _, err := b.run(ctx, "start", "--fresh"); err != nil {
 		proxy.Close()
@@ -272,7 +272,7 @@ func (b *realBroker) Restart(ctx context.Context, down time.Duration) error {
 }
 
 // ---------------------------------------------------------------------------
-// An external broker: one the suite did not start (SLUICE_TEST_KAFKA_BROKERS).
+// An external broker: one the suite did not start (SLUICEDEV_TEST_KAFKA_BROKERS).
 // No proxy, no restart: only the scenarios that kill and add Sluice processes.
 
 type externalBroker struct{ brokers []string }

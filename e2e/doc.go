@@ -21,7 +21,7 @@
 //     rebalance storm, commit failures; Table prints the result.
 //
 // `go test ./e2e/` runs a smoke (scenarios 1 and 8, a few thousand records);
-// SLUICE_CHAOS=1 runs the whole suite; scripts/chaos.sh (make chaos) runs it
+// SLUICEDEV_CHAOS=1 runs the whole suite; scripts/chaos.sh (make chaos) runs it
 // with `go run ./e2e/cmd/chaos`, on kfake and, where java and mvn exist, on a
 // real broker. docs/GUARANTEES.md states the promises and the measured table.
 //

@@ -8,7 +8,7 @@
 # poison records, rebalance storm, commit failures) and a ledger check; one table per broker and
 # a totals line. Default: kfake, then a real Apache Kafka broker (scripts/kafka.sh, its own run
 # dir under build/chaos and ports 19292-19296) when java and mvn exist; without them the
-# real-broker half says so LOUDLY and is skipped (SLUICE_REQUIRE_KAFKA=1 fails instead).
+# real-broker half says so LOUDLY and is skipped (SLUICEDEV_REQUIRE_KAFKA=1 fails instead).
 # --long is the soak (300k records per scenario, longer faults). Work dirs: build/chaos/<time>-*.
 # --svg DIR also draws each table as DIR/chaos-<broker>.svg (docs/img holds the committed ones).
 # Exit status: 0 all passed, 1 a scenario failed.
@@ -62,7 +62,7 @@ run() {
 ################################################################################
 
 EOF
-		[[ ${SLUICE_REQUIRE_KAFKA:-} == 1 ]] && status=1
+		[[ ${SLUICEDEV_REQUIRE_KAFKA:-} == 1 ]] && status=1
 		;;
 	*) status=1 ;;
 	esac

@@ -9,7 +9,7 @@
 # than the byte budget, with the invariants of docs/GUARANTEES.md checked as deliveries arrive.
 # Default: the fixed CI seeds (e2e.CheckFixedSeeds) on kfake, JetStream (an in-process
 # nats-server) and a real Apache Kafka broker (scripts/kafka.sh, ports 19492-19496) when java and
-# mvn exist; without them the real-broker part says so LOUDLY and is skipped (SLUICE_REQUIRE_KAFKA=1
+# mvn exist; without them the real-broker part says so LOUDLY and is skipped (SLUICEDEV_REQUIRE_KAFKA=1
 # fails instead). --for runs random seeds on each broker for that long (make check-long).
 # A failing schedule prints its seed and the command that replays it. Work dirs: build/check/<time>-*.
 # Exit status: 0 every schedule passed, 1 one failed.
@@ -55,7 +55,7 @@ run() {
 ################################################################################
 
 BANNER
-		[[ ${SLUICE_REQUIRE_KAFKA:-} == 1 ]] && status=1
+		[[ ${SLUICEDEV_REQUIRE_KAFKA:-} == 1 ]] && status=1
 		;;
 	*) status=1 ;;
 	esac

@@ -17,12 +17,12 @@
 #                            prints the KUBECONFIG; `scripts/k8s.sh down` stops them
 #
 # Environment:
-#   SLUICE_CACHE        cache root (default ~/.cache/sluice); tools go to $SLUICE_CACHE/k8s
-#   SLUICE_K8S          auto (default): when a tool cannot be built or started, say
+#   SLUICEDEV_CACHE        cache root (default ~/.cache/sluice); tools go to $SLUICEDEV_CACHE/k8s
+#   SLUICEDEV_K8S          auto (default): when a tool cannot be built or started, say
 #                       SKIPPED loudly and exit 0; require: fail instead (CI)
-#   SLUICE_K8S_TIMEOUT  seconds to wait for etcd and the API server (default 120)
-#   SLUICE_K8S_KEEP=1   keep the run directory (logs, kubeconfig) after `server`
-#   SLUICE_BIN          a built sluice for the chart tests (default: they build cmd/sluice)
+#   SLUICEDEV_K8S_TIMEOUT  seconds to wait for etcd and the API server (default 120)
+#   SLUICEDEV_K8S_KEEP=1   keep the run directory (logs, kubeconfig) after `server`
+#   SLUICEDEV_BIN          a built sluice for the chart tests (default: they build cmd/sluice)
 #
 # Tools: kube-apiserver and kubectl from scripts/k8s/go.mod (k8s.io/kubernetes
 # with its staging modules replaced by the published k8s.io/* modules), helm
@@ -31,9 +31,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${SLUICE_CACHE:-$HOME/.cache/sluice}/k8s
-MODE=${SLUICE_K8S:-auto}
-TIMEOUT=${SLUICE_K8S_TIMEOUT:-120}
+CACHE=${SLUICEDEV_CACHE:-$HOME/.cache/sluice}/k8s
+MODE=${SLUICEDEV_K8S:-auto}
+TIMEOUT=${SLUICEDEV_K8S_TIMEOUT:-120}
 CHART=$ROOT/helm/sluice
 TESTMOD=$ROOT/helm/test
 NS=sluice-test
@@ -44,13 +44,13 @@ die() { printf '[k8s] FAIL: %b\n' "$*" >&2; exit 1; }
 # skip: the loud way out when this machine cannot do the check.
 skip() {
 	local why=$1
-	if [[ $MODE == require ]]; then die "$why (SLUICE_K8S=require)"; fi
+	if [[ $MODE == require ]]; then die "$why (SLUICEDEV_K8S=require)"; fi
 	{
 		echo
 		echo "################################################################"
 		echo "##  SKIPPED: $why"
 		echo "##  The chart was NOT checked against a real API server."
-		echo "##  Set SLUICE_K8S=require to make this a failure."
+		echo "##  Set SLUICEDEV_K8S=require to make this a failure."
 		echo "################################################################"
 		echo
 	} >&2
@@ -402,7 +402,7 @@ RENDERED=
 UP_OK=0 # a run directory whose start failed is kept for its logs
 cleanup() {
 	down
-	[[ -n $RUN && -d $RUN && ${SLUICE_K8S_KEEP:-} != 1 && $UP_OK == 1 ]] && rm -rf "$RUN"
+	[[ -n $RUN && -d $RUN && ${SLUICEDEV_K8S_KEEP:-} != 1 && $UP_OK == 1 ]] && rm -rf "$RUN"
 	[[ -n $RENDERED ]] && rm -rf "$RENDERED"
 	return 0
 }
@@ -411,7 +411,7 @@ cmd_server() {
 	cmd_build
 	RENDERED=$(mktemp -d)
 	trap cleanup EXIT
-	(cd "$TESTMOD" && SLUICE_RENDER_DIR=$RENDERED go test -count=1 -run 'TestMatrix$' ./... >/dev/null) ||
+	(cd "$TESTMOD" && SLUICEDEV_RENDER_DIR=$RENDERED go test -count=1 -run 'TestMatrix$' ./... >/dev/null) ||
 		die "rendering the matrix failed: run scripts/k8s.sh chart"
 	timed "start etcd + kube-apiserver" up || skip "etcd or kube-apiserver did not start (logs under $RUN)"
 	UP_OK=1

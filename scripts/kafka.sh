@@ -10,7 +10,7 @@
 #   scripts/kafka.sh clean                           stop, then delete the run dir
 #
 # The broker comes from Maven Central as jars (scripts/kafka/pom.xml), copied once into
-# ${SLUICE_CACHE:-~/.cache/sluice}/kafka/<version>/ and run with `java -cp '<cache>/*' kafka.Kafka`.
+# ${SLUICEDEV_CACHE:-~/.cache/sluice}/kafka/<version>/ and run with `java -cp '<cache>/*' kafka.Kafka`.
 # After the first fetch nothing touches the network; mvn is needed only to fill the cache.
 # See docs/KAFKA.md for the design, the chosen version, measured timings and every knob.
 #
@@ -22,17 +22,17 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
 readonly POM_DIR=$SCRIPT_DIR/kafka
 
-VERSION=${SLUICE_KAFKA_VERSION:-4.3.1}
-CACHE_ROOT=${SLUICE_CACHE:-${HOME:-/tmp}/.cache/sluice}
+VERSION=${SLUICEDEV_KAFKA_VERSION:-4.3.1}
+CACHE_ROOT=${SLUICEDEV_CACHE:-${HOME:-/tmp}/.cache/sluice}
 LIBS=$CACHE_ROOT/kafka/$VERSION
 # The repo's build/ (git-ignored), wherever the caller stands: go test runs in package dirs.
-RUN_DIR=${SLUICE_KAFKA_RUN_DIR:-$(dirname "$SCRIPT_DIR")/build/kafka}
-BASE_PORT=${SLUICE_KAFKA_PORT:-9092}
-HEAP=${SLUICE_KAFKA_HEAP:-512m}
-JVM_OPTS=${SLUICE_KAFKA_JVM_OPTS:-}
-START_TIMEOUT=${SLUICE_KAFKA_START_TIMEOUT:-90}
-STOP_TIMEOUT=${SLUICE_KAFKA_STOP_TIMEOUT:-30}
-EXTRA_PROPS=${SLUICE_KAFKA_EXTRA_PROPS:-}
+RUN_DIR=${SLUICEDEV_KAFKA_RUN_DIR:-$(dirname "$SCRIPT_DIR")/build/kafka}
+BASE_PORT=${SLUICEDEV_KAFKA_PORT:-9092}
+HEAP=${SLUICEDEV_KAFKA_HEAP:-512m}
+JVM_OPTS=${SLUICEDEV_KAFKA_JVM_OPTS:-}
+START_TIMEOUT=${SLUICEDEV_KAFKA_START_TIMEOUT:-90}
+STOP_TIMEOUT=${SLUICEDEV_KAFKA_STOP_TIMEOUT:-30}
+EXTRA_PROPS=${SLUICEDEV_KAFKA_EXTRA_PROPS:-}
 readonly STATE=$RUN_DIR/cluster.env
 JAVA_BUILD='' # set by need_java or java_build
 STOPPED=0     # set by stop_nodes
@@ -69,7 +69,7 @@ need_java() {
 # 12 s to about 7 s. The archive is dumped by the first broker that exits cleanly
 # (-XX:ArchiveClassesAtExit, which adds a few seconds to that one stop), then kept in the jar cache
 # next to the jars it describes, one per JVM build. A missing, stale or broken archive only costs speed:
-# the JVM checks it and runs without it. SLUICE_KAFKA_CDS=0 turns this off.
+# the JVM checks it and runs without it. SLUICEDEV_KAFKA_CDS=0 turns this off.
 cds_archive() { echo "$LIBS/broker-$JAVA_BUILD.jsa"; }
 
 java_build() { # for commands that do not need_java (stop): the build, or "none"
@@ -83,7 +83,7 @@ java_build() { # for commands that do not need_java (stop): the build, or "none"
 # no archive yet, dump one there at exit.
 cds_opts() {
 	CDS_OPTS=()
-	[[ ${SLUICE_KAFKA_CDS:-1} == 0 ]] && return 0
+	[[ ${SLUICEDEV_KAFKA_CDS:-1} == 0 ]] && return 0
 	if [[ -s $(cds_archive) ]]; then
 		CDS_OPTS=(-XX:SharedArchiveFile="$(cds_archive)" -Xlog:cds=off -Xlog:cds+dynamic=off)
 	elif [[ -n ${1:-} ]]; then
@@ -200,7 +200,7 @@ render_config() {
 		-e "s|@DATA_DIR@|$dir/data|" -e "s|@RF@|$rf|g" -e "s|@MIN_ISR@|$min_isr|g" \
 		"$POM_DIR/server.properties.tmpl" >"$dir/server.properties"
 	if [[ -n $EXTRA_PROPS ]]; then
-		printf '\n# SLUICE_KAFKA_EXTRA_PROPS\n' >>"$dir/server.properties"
+		printf '\n# SLUICEDEV_KAFKA_EXTRA_PROPS\n' >>"$dir/server.properties"
 		tr ' ' '\n' <<<"$EXTRA_PROPS" | sed '/^$/d' >>"$dir/server.properties"
 	fi
 	cp "$POM_DIR/log4j2.properties" "$dir/log4j2.properties"
@@ -217,7 +217,7 @@ random_cluster_id() {
 }
 
 format() {
-	local id=${SLUICE_KAFKA_CLUSTER_ID:-$(random_cluster_id)} i dir
+	local id=${SLUICEDEV_KAFKA_CLUSTER_ID:-$(random_cluster_id)} i dir
 	rm -rf "$RUN_DIR"
 	mkdir -p "$RUN_DIR"
 	# One StorageTool JVM per node, in parallel: each is mostly JVM start-up.
@@ -252,7 +252,7 @@ launch() {
 	rm -f "$(pid_file "$i")"
 	cds_promote "$dir"
 	for port in "$port" "$(controller_port_of "$i")"; do
-		port_open "$port" && die "127.0.0.1:$port is already in use by another process (another broker? set SLUICE_KAFKA_PORT)"
+		port_open "$port" && die "127.0.0.1:$port is already in use by another process (another broker? set SLUICEDEV_KAFKA_PORT)"
 	done
 	# Re-render so knob changes apply on restart; the data dir is untouched.
 	render_config "$i"
@@ -263,7 +263,7 @@ launch() {
 	# execs java, so the pid file holds the JVM's PID.
 	cds_opts "$dir"
 	local jvm_opts
-	read -r -a jvm_opts <<<"$JVM_OPTS" # SLUICE_KAFKA_JVM_OPTS: split on spaces, no quoting
+	read -r -a jvm_opts <<<"$JVM_OPTS" # SLUICEDEV_KAFKA_JVM_OPTS: split on spaces, no quoting
 	# shellcheck disable=SC2016 # the inner shell expands $$, $0 and $@
 	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$i")" \
 		java -Xmx"$HEAP" -Xms"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
@@ -325,9 +325,9 @@ cmd_start() {
 	local env_version=$VERSION env_port=$BASE_PORT
 	if ((fresh == 0)) && load_state; then
 		# Reuse the formatted data dirs; refuse silently different settings.
-		[[ -z ${SLUICE_KAFKA_VERSION:-} || $env_version == "$VERSION" ]] ||
+		[[ -z ${SLUICEDEV_KAFKA_VERSION:-} || $env_version == "$VERSION" ]] ||
 			die "$RUN_DIR was formatted by Kafka $VERSION, not $env_version: use --fresh"
-		[[ -z ${SLUICE_KAFKA_PORT:-} || $env_port == "$BASE_PORT" ]] ||
+		[[ -z ${SLUICEDEV_KAFKA_PORT:-} || $env_port == "$BASE_PORT" ]] ||
 			die "$RUN_DIR uses base port $BASE_PORT, not $env_port: use --fresh"
 		[[ -z $want_nodes || $want_nodes == "$NODES" ]] ||
 			die "$RUN_DIR holds a $NODES-node cluster, not $want_nodes: use --fresh"
@@ -505,10 +505,10 @@ main() {
 	local cmd=$1
 	shift
 	if ! is_uint "$BASE_PORT" || ((BASE_PORT < 1 || BASE_PORT > 65500)); then
-		die "SLUICE_KAFKA_PORT must be a port number, got '$BASE_PORT'"
+		die "SLUICEDEV_KAFKA_PORT must be a port number, got '$BASE_PORT'"
 	fi
-	is_uint "$START_TIMEOUT" || die "SLUICE_KAFKA_START_TIMEOUT must be seconds, got '$START_TIMEOUT'"
-	is_uint "$STOP_TIMEOUT" || die "SLUICE_KAFKA_STOP_TIMEOUT must be seconds, got '$STOP_TIMEOUT'"
+	is_uint "$START_TIMEOUT" || die "SLUICEDEV_KAFKA_START_TIMEOUT must be seconds, got '$START_TIMEOUT'"
+	is_uint "$STOP_TIMEOUT" || die "SLUICEDEV_KAFKA_STOP_TIMEOUT must be seconds, got '$STOP_TIMEOUT'"
 	case $cmd in
 	start | stop | restart | clean) lock ;;
 	esac

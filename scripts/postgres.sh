@@ -8,11 +8,11 @@
 #   scripts/postgres.sh dsn      print the DSN
 #   scripts/postgres.sh clean    stop it and delete its data dir
 #
-# Tests read the DSN from SLUICE_TEST_POSTGRES_DSN:
-#   export SLUICE_TEST_POSTGRES_DSN=$(scripts/postgres.sh start)
+# Tests read the DSN from SLUICEDEV_TEST_POSTGRES_DSN:
+#   export SLUICEDEV_TEST_POSTGRES_DSN=$(scripts/postgres.sh start)
 #
 # The cluster lives in build/postgres (git-ignored), listens on 127.0.0.1 only, on port
-# ${SLUICE_POSTGRES_PORT:-55432}, with its socket in its own dir, trust authentication and a
+# ${SLUICEDEV_POSTGRES_PORT:-55432}, with its socket in its own dir, trust authentication and a
 # superuser named sluice. PostgreSQL refuses to run as root: as root, the cluster belongs to
 # the `postgres` system user (created by the Debian package) and runs as that user.
 # The binaries come from Debian's `postgresql` package, installed with apt-get when missing.
@@ -22,8 +22,8 @@
 set -euo pipefail
 
 readonly SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-RUN_DIR=${SLUICE_POSTGRES_RUN_DIR:-$(dirname "$SCRIPT_DIR")/build/postgres}
-PORT=${SLUICE_POSTGRES_PORT:-55432}
+RUN_DIR=${SLUICEDEV_POSTGRES_RUN_DIR:-$(dirname "$SCRIPT_DIR")/build/postgres}
+PORT=${SLUICEDEV_POSTGRES_PORT:-55432}
 DB=sluice_test
 SUPERUSER=sluice
 DATA=$RUN_DIR/data
@@ -33,7 +33,7 @@ log() { printf 'postgres.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-[[ $PORT =~ ^[0-9]+$ ]] || die "SLUICE_POSTGRES_PORT=$PORT: want a port number"
+[[ $PORT =~ ^[0-9]+$ ]] || die "SLUICEDEV_POSTGRES_PORT=$PORT: want a port number"
 
 # bindir finds the newest installed server binaries (Debian keeps them out of PATH).
 bindir() {

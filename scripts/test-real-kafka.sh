@@ -5,27 +5,27 @@
 #
 # Starts a fresh single-node broker with scripts/kafka.sh in a run dir and on ports of its own
 # (build/kafka-it, 127.0.0.1:19392; a developer's broker on 9092 is left alone), runs every
-# package whose tests use internal/kafkatest, plus ./e2e/, with SLUICE_TEST_KAFKA_BROKERS
+# package whose tests use internal/kafkatest, plus ./e2e/, with SLUICEDEV_TEST_KAFKA_BROKERS
 # pointing at it, then `sluice bench overhead` on kfake and on the broker with a small record
 # count, and stops the broker on any exit. The bench figures go to build/real-kafka/.
 #
 # Where java or mvn is missing it says so LOUDLY and exits 0 (the suite ran on kfake in
-# `go test ./...`); set SLUICE_REQUIRE_KAFKA=1 to make that a failure instead.
+# `go test ./...`); set SLUICEDEV_REQUIRE_KAFKA=1 to make that a failure instead.
 #
-# Knobs: SLUICE_IT_KAFKA_PORT (19392), SLUICE_IT_BENCH_RECORDS (200000), GO (go).
+# Knobs: SLUICEDEV_IT_KAFKA_PORT (19392), SLUICEDEV_IT_BENCH_RECORDS (200000), GO (go).
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 GO=${GO:-go}
-PORT=${SLUICE_IT_KAFKA_PORT:-19392}
-BENCH_RECORDS=${SLUICE_IT_BENCH_RECORDS:-200000}
+PORT=${SLUICEDEV_IT_KAFKA_PORT:-19392}
+BENCH_RECORDS=${SLUICEDEV_IT_BENCH_RECORDS:-200000}
 OUT=$ROOT/build/real-kafka
 BENCH=1
 if [[ ${1:-} == --no-bench ]]; then BENCH=0; shift; fi
 
-export SLUICE_KAFKA_RUN_DIR=$ROOT/build/kafka-it
-export SLUICE_KAFKA_PORT=$PORT
+export SLUICEDEV_KAFKA_RUN_DIR=$ROOT/build/kafka-it
+export SLUICEDEV_KAFKA_PORT=$PORT
 
 log() { printf 'test-real-kafka: %s\n' "$*" >&2; }
 
@@ -35,11 +35,11 @@ loud_skip() {
 ################################################################################
 ##  REAL-BROKER TESTS SKIPPED: $1
 ##  Only kfake was tested. Install a JDK 17+ and Maven (apt-get install
-##  openjdk-17-jre-headless maven) to run them; SLUICE_REQUIRE_KAFKA=1 fails here.
+##  openjdk-17-jre-headless maven) to run them; SLUICEDEV_REQUIRE_KAFKA=1 fails here.
 ################################################################################
 
 EOF
-	if [[ ${SLUICE_REQUIRE_KAFKA:-} == 1 ]]; then exit 1; fi
+	if [[ ${SLUICEDEV_REQUIRE_KAFKA:-} == 1 ]]; then exit 1; fi
 	exit 0
 }
 
@@ -68,7 +68,7 @@ mapfile -t pkgs < <($GO list -f '{{.ImportPath}} {{join .TestImports " "}} {{joi
 pkgs+=(./e2e/)
 log "go test against the real broker: ${pkgs[*]}"
 t1=$SECONDS
-SLUICE_TEST_KAFKA_BROKERS=$brokers $GO test -race -count=1 -timeout 20m "$@" "${pkgs[@]}"
+SLUICEDEV_TEST_KAFKA_BROKERS=$brokers $GO test -race -count=1 -timeout 20m "$@" "${pkgs[@]}"
 log "tests passed against the real broker in $((SECONDS - t1))s"
 
 if ((BENCH)); then

@@ -37,13 +37,13 @@ func benchSinks(ctx context.Context, args, environ []string, stdout, stderr io.W
 	ordering := fs.String("ordering", "key", "Sluice ordering: key, partition or none")
 	httpBatch := fs.Int("http-batch", 100, "messages per HTTP request (SLUICE_SINK_HTTP_BATCH_MAX)")
 	list := fs.String("sinks", "noop,http,postgres", "sinks to run, comma separated")
-	dsn := fs.String("postgres-dsn", "", "PostgreSQL DSN (default: SLUICE_TEST_POSTGRES_DSN; postgres is skipped without one)")
+	dsn := fs.String("postgres-dsn", "", "PostgreSQL DSN (default: SLUICEDEV_TEST_POSTGRES_DSN; postgres is skipped without one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *dsn == "" {
 		for _, kv := range environ {
-			if v, ok := strings.CutPrefix(kv, "SLUICE_TEST_POSTGRES_DSN="); ok {
+			if v, ok := strings.CutPrefix(kv, "SLUICEDEV_TEST_POSTGRES_DSN="); ok {
 				*dsn = v
 			}
 		}
@@ -89,7 +89,7 @@ func benchSinks(ctx context.Context, args, environ []string, stdout, stderr io.W
 	for _, n := range strings.Split(*list, ",") {
 		n = strings.TrimSpace(n)
 		if n == "postgres" && *dsn == "" {
-			fmt.Fprintln(stdout, "postgres: skipped (no -postgres-dsn or SLUICE_TEST_POSTGRES_DSN; scripts/postgres.sh start prints one)")
+			fmt.Fprintln(stdout, "postgres: skipped (no -postgres-dsn or SLUICEDEV_TEST_POSTGRES_DSN; scripts/postgres.sh start prints one)")
 			continue
 		}
 		if n != "" {

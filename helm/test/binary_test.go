@@ -37,7 +37,7 @@ import (
 // a fresh, empty directory standing for that volume: its root exists, as in
 // the pod, and nothing under it does (see containerEnv).
 //
-// The binary is $SLUICE_BIN, or built from ../../cmd/sluice. A case that
+// The binary is $SLUICEDEV_BIN, or built from ../../cmd/sluice. A case that
 // sets variables the binary does not know (its `config --env` does not list
 // them) fails, naming them: the binary would refuse to start.
 func TestBinaryAcceptsRenderedEnv(t *testing.T) {
@@ -212,7 +212,7 @@ var (
 
 func sluiceBinary(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("SLUICE_BIN"); p != "" {
+	if p := os.Getenv("SLUICEDEV_BIN"); p != "" {
 		return p
 	}
 	binOnce.Do(func() {
@@ -228,7 +228,7 @@ func sluiceBinary(t *testing.T) string {
 		binOut, binErr = cmd.CombinedOutput()
 	})
 	if binErr != nil {
-		t.Fatalf("build sluice (set SLUICE_BIN to use a built one): %v\n%s", binErr, binOut)
+		t.Fatalf("build sluice (set SLUICEDEV_BIN to use a built one): %v\n%s", binErr, binOut)
 	}
 	return binPath
 }

@@ -50,11 +50,11 @@ func matrix(t *testing.T) []matrixCase {
 }
 
 // TestMatrix renders every case, decodes every document strictly, and checks
-// the invariants. With SLUICE_RENDER_DIR set it writes each case there for
+// the invariants. With SLUICEDEV_RENDER_DIR set it writes each case there for
 // scripts/k8s.sh.
 func TestMatrix(t *testing.T) {
 	ch := loadChart(t)
-	outDir := os.Getenv("SLUICE_RENDER_DIR")
+	outDir := os.Getenv("SLUICEDEV_RENDER_DIR")
 	for _, tc := range matrix(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			vals := merge(readValues(t, tc.file), tc.set)

@@ -17,7 +17,7 @@
 //     templates/_config.tpl agree, and that the schema refuses what it should;
 //   - check that the dashboard shipped in the chart is docs/grafana/sluice.json.
 //
-// With SLUICE_RENDER_DIR set, TestMatrix also writes each rendered case to
-// $SLUICE_RENDER_DIR/<case>.yaml: scripts/k8s.sh applies them to a real API
+// With SLUICEDEV_RENDER_DIR set, TestMatrix also writes each rendered case to
+// $SLUICEDEV_RENDER_DIR/<case>.yaml: scripts/k8s.sh applies them to a real API
 // server with `kubectl apply --dry-run=server`.
 package charttest

@@ -1,5 +1,5 @@
 // Package kafkatest gives tests a Kafka cluster: a real broker when
-// SLUICE_TEST_KAFKA_BROKERS is set (scripts/kafka.sh starts one), else an
+// SLUICEDEV_TEST_KAFKA_BROKERS is set (scripts/kafka.sh starts one), else an
 // in-process kfake cluster. Topics get unique names so tests sharing a real
 // broker do not see each other's records.
 package kafkatest
@@ -19,7 +19,7 @@ import (
 )
 
 // EnvBrokers names the variable that points the tests at a real cluster.
-const EnvBrokers = "SLUICE_TEST_KAFKA_BROKERS"
+const EnvBrokers = "SLUICEDEV_TEST_KAFKA_BROKERS"
 
 // Cluster is a running Kafka cluster for one test.
 type Cluster struct {
