@@ -606,7 +606,7 @@ func produceTo(t *testing.T, brokers []string, topic string, n int, fn func(int)
 }
 
 func testLogger(id string) *slog.Logger {
-	if os.Getenv("SLUICE_TEST_LOG") == "" {
+	if os.Getenv("SLUICEDEV_TEST_LOG") == "" {
 		return quietLogger()
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("member", id)

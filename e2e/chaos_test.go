@@ -13,10 +13,10 @@ import (
 const (
 	// EnvChaos runs the whole fault suite in `go test` (scripts/chaos.sh
 	// and `make chaos` run it through ./e2e/cmd/chaos instead).
-	EnvChaos = "SLUICE_CHAOS"
+	EnvChaos = "SLUICEDEV_CHAOS"
 	// EnvBrokers points the smoke test at a running real cluster, as for
 	// the consumer's integration tests.
-	EnvBrokers = "SLUICE_TEST_KAFKA_BROKERS"
+	EnvBrokers = "SLUICEDEV_TEST_KAFKA_BROKERS"
 )
 
 // smoke is small enough for every `go test ./...`: a few seconds per scenario.
@@ -26,7 +26,7 @@ var smoke = Size{Records: 6000, Rate: 3000, Window: 1000, Partitions: 4,
 
 // TestE2ESmoke runs the real binary against a broker: SIGTERM and restart
 // (scenario 1), and on kfake commit failures (scenario 8). With
-// SLUICE_TEST_KAFKA_BROKERS set it runs scenario 1 against that cluster.
+// SLUICEDEV_TEST_KAFKA_BROKERS set it runs scenario 1 against that cluster.
 func TestE2ESmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped in -short")
@@ -39,7 +39,7 @@ func TestE2ESmoke(t *testing.T) {
 	check(t, s, s.Run(t.Context(), only))
 }
 
-// TestChaos runs every scenario, CI-sized, when SLUICE_CHAOS=1.
+// TestChaos runs every scenario, CI-sized, when SLUICEDEV_CHAOS=1.
 func TestChaos(t *testing.T) {
 	if os.Getenv(EnvChaos) == "" {
 		t.Skipf("the fault suite runs with %s=1 (or scripts/chaos.sh, make chaos)", EnvChaos)

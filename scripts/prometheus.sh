@@ -20,14 +20,14 @@
 # apt-get update) when missing, without recommends and without starting the packaged service.
 #
 # When Prometheus cannot be installed or started, the script prints a loud SKIPPED banner on stderr
-# and exits 3, so a caller can skip and say why; with SLUICE_PROMETHEUS=require (CI) it fails
+# and exits 3, so a caller can skip and say why; with SLUICEDEV_PROMETHEUS=require (CI) it fails
 # (exit 1) instead. Exit codes: 0 ok; 1 failure (message on stderr); 2 usage; 3 skipped.
 
 set -euo pipefail
 
 readonly SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly ROOT=$(dirname "$SCRIPT_DIR")
-MODE=${SLUICE_PROMETHEUS:-auto}
+MODE=${SLUICEDEV_PROMETHEUS:-auto}
 PORT=${PROMETHEUS_PORT:-0}
 READY_TIMEOUT=${PROMETHEUS_READY_TIMEOUT:-60}
 
@@ -38,20 +38,20 @@ usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2;
 # skip: the loud way out when this machine cannot run Prometheus.
 skip() {
 	local why=$1
-	if [[ $MODE == require ]]; then die "$why (SLUICE_PROMETHEUS=require)"; fi
+	if [[ $MODE == require ]]; then die "$why (SLUICEDEV_PROMETHEUS=require)"; fi
 	{
 		echo
 		echo "################################################################"
 		echo "##  SKIPPED: $why"
 		echo "##  The dashboard and the alerts were NOT checked by a real Prometheus."
-		echo "##  Set SLUICE_PROMETHEUS=require to make this a failure."
+		echo "##  Set SLUICEDEV_PROMETHEUS=require to make this a failure."
 		echo "################################################################"
 		echo
 	} >&2
 	exit 3
 }
 
-[[ $MODE == auto || $MODE == require ]] || die "SLUICE_PROMETHEUS=$MODE: want auto or require"
+[[ $MODE == auto || $MODE == require ]] || die "SLUICEDEV_PROMETHEUS=$MODE: want auto or require"
 [[ $PORT =~ ^[0-9]+$ ]] || die "PROMETHEUS_PORT=$PORT: want a port number (0: a free one)"
 
 have() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }

@@ -31,7 +31,7 @@ import (
 	"github.com/sluicehq/sluice/sinks"
 )
 
-const childEnv = "SLUICE_TEST_KFAKE_CHILD"
+const childEnv = "SLUICEDEV_TEST_KFAKE_CHILD"
 
 // TestMain lets the outage test run its Kafka cluster in a child process
 // (this test binary, re-executed), so that the RSS it samples is Sluice's
@@ -261,7 +261,7 @@ func rssBytes(t *testing.T) int64 {
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestHTTPSinkOutageBackpressure: the HTTP sink is down for 60 s (set
-// SLUICE_TEST_OUTAGE to shorten it) while 100k records arrive. The breaker
+// SLUICEDEV_TEST_OUTAGE to shorten it) while 100k records arrive. The breaker
 // opens, the window fills to its budget and no further, fetching pauses,
 // RSS stays flat; when the sink is back every record arrives.
 func TestHTTPSinkOutageBackpressure(t *testing.T) {
@@ -269,10 +269,10 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 		t.Skip("SKIPPED in -short: a 60 s sink outage")
 	}
 	outage := 60 * time.Second
-	if v := os.Getenv("SLUICE_TEST_OUTAGE"); v != "" {
+	if v := os.Getenv("SLUICEDEV_TEST_OUTAGE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			t.Fatalf("SLUICE_TEST_OUTAGE=%q: %v", v, err)
+			t.Fatalf("SLUICEDEV_TEST_OUTAGE=%q: %v", v, err)
 		}
 		outage = d
 	}

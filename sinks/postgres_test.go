@@ -20,9 +20,9 @@ import (
 // postgresDSN returns the test database, or skips loudly without one.
 func postgresDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv("SLUICE_TEST_POSTGRES_DSN")
+	dsn := os.Getenv("SLUICEDEV_TEST_POSTGRES_DSN")
 	if dsn == "" {
-		t.Skip("SKIPPED: PostgreSQL tests need a server: export SLUICE_TEST_POSTGRES_DSN=$(scripts/postgres.sh start) (make test does it)")
+		t.Skip("SKIPPED: PostgreSQL tests need a server: export SLUICEDEV_TEST_POSTGRES_DSN=$(scripts/postgres.sh start) (make test does it)")
 	}
 	return dsn
 }
