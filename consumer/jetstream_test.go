@@ -320,9 +320,11 @@ func TestJetStreamSlowSinkShrinksPullsWithoutRedelivery(t *testing.T) {
 }
 
 // The server restarts (same store, same port) in the middle of the stream:
-// the consumer reconnects, and every message is delivered.
+// the consumer reconnects, and every message is delivered. A gate holds
+// the deliveries after the first third until the server is back, so the
+// restart always lands mid-stream, with deliveries in flight.
 func TestJetStreamServerRestartLosesNothing(t *testing.T) {
-	const n = 3000
+	const n, first = 3000, 1000
 	ns := startNATS(t)
 	nc, js := ns.client()
 	createStream(t, js, "RST", "rst.>")
@@ -330,24 +332,19 @@ func TestJetStreamServerRestartLosesNothing(t *testing.T) {
 	nc.Close()
 
 	sink := newSeqLedger()
-	sink.deliver = func(ctx context.Context, m *consumer.Message) error {
-		select {
-		case <-time.After(time.Millisecond):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	g := newGate(sink, first)
 	cfg := jsConfig(ns.URL, "RST")
 	cfg.MaxRecords = 200
 	cfg.NATS.AckWait = 2 * time.Second
-	c, err := consumer.New(cfg, sink, consumer.WithLogger(natsLog()))
+	c, err := consumer.New(cfg, g, consumer.WithLogger(natsLog()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := runNATS(t, c)
-	sink.waitDistinct(t, n/3, time.Minute)
+	t.Cleanup(g.open) // runs before the stop
+	g.waitHeld(t, time.Minute)
 	ns.restart()
+	g.open()
 	sink.waitDistinct(t, n, 2*time.Minute)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
