@@ -19,7 +19,7 @@ const (
 	HeaderDLQOffset    = "sluice-dlq-offset"    // source offset or stream sequence
 	HeaderDLQAttempts  = "sluice-dlq-attempts"  // delivery attempts made
 	HeaderDLQReason    = "sluice-dlq-reason"    // permanent, max_attempts or max_elapsed
-	HeaderDLQError     = "sluice-dlq-error"     // the last error, truncated to 1 KiB
+	HeaderDLQError     = "sluice-dlq-error"     // the last error, secrets scrubbed (RedactText), truncated to 1 KiB
 	HeaderDLQTime      = "sluice-dlq-time"      // when it was dead-lettered, RFC 3339
 )
 
@@ -79,7 +79,7 @@ func (p *pipeline) deadLetter(ctx context.Context, m *Message, cause error, reas
 		if err == nil {
 			p.dl.dead.Inc()
 			p.log.Warn("record dead-lettered", "reason", reason, "topic", m.Topic,
-				"partition", m.Partition, "offset", m.Offset, "attempts", m.Attempt, "error", cause)
+				"partition", m.Partition, "offset", m.Offset, "attempts", m.Attempt, errAttr(cause))
 			return true
 		}
 		p.dl.failures.Inc()
@@ -94,7 +94,7 @@ func (p *pipeline) deadLetter(ctx context.Context, m *Message, cause error, reas
 			warned = true
 			p.log.Warn("dead-letter write failed; retrying, the record's lane holds meanwhile",
 				"reason", "dead_letter_error", "topic", m.Topic, "partition", m.Partition,
-				"offset", m.Offset, "error", err)
+				"offset", m.Offset, errAttr(err))
 		}
 		d := p.fail.backoff.next(attempt)
 		if ra, ok := RetryDelay(err); ok {
@@ -110,13 +110,13 @@ func (p *pipeline) deadLetter(ctx context.Context, m *Message, cause error, reas
 func (p *pipeline) drop(m *Message, cause error, reason string) {
 	p.dl.dropped.Inc()
 	p.log.Warn("record dropped", "reason", reason, "policy", DeadLetterDrop, "topic", m.Topic,
-		"partition", m.Partition, "offset", m.Offset, "attempts", m.Attempt, "error", cause)
+		"partition", m.Partition, "offset", m.Offset, "attempts", m.Attempt, errAttr(cause))
 }
 
 // deadLetterMessage copies m for the dead-letter destination: same source
 // position, key, value and headers, plus the HeaderDLQ* headers.
 func deadLetterMessage(m *Message, cause error, reason string, now time.Time) *Message {
-	msg := cause.Error()
+	msg := RedactText(cause.Error())
 	if len(msg) > 1024 {
 		msg = msg[:1024]
 	}

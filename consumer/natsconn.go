@@ -335,9 +335,9 @@ func (c *natsConn) dial() error {
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		if isAuthError(err) {
-			return fmt.Errorf("%w: connect to %s: %w", ErrNATSAuth, redactURL(cfg.URL), err)
+			return fmt.Errorf("%w: connect to %s: %w", ErrNATSAuth, RedactURL(cfg.URL), err)
 		}
-		return fmt.Errorf("nats: connect to %s: %w", redactURL(cfg.URL), err)
+		return fmt.Errorf("nats: connect to %s: %w", RedactURL(cfg.URL), err)
 	}
 	c.nc = nc
 	c.conn.Store(nc)
@@ -350,21 +350,6 @@ func isAuthError(err error) bool {
 	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
 		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) ||
 		strings.Contains(strings.ToLower(err.Error()), "authorization violation")
-}
-
-// redactURL hides passwords and tokens embedded in server URLs.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, u := range parts {
-		scheme, rest, ok := strings.Cut(strings.TrimSpace(u), "://")
-		if !ok {
-			continue
-		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			parts[i] = scheme + "://<redacted>@" + rest[at+1:]
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // closedErr says why the connection closed for good, for run to return:

@@ -532,7 +532,7 @@ func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) int {
 		m.Attempt--
 	}
 	p.log.Debug("batch delivery failed, delivering one by one", "topic", batch[n].Topic,
-		"partition", batch[n].Partition, "offset", batch[n].Offset, "messages", len(batch)-n, "error", err)
+		"partition", batch[n].Partition, "offset", batch[n].Offset, "messages", len(batch)-n, errAttr(err))
 	return n
 }
 

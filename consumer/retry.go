@@ -307,14 +307,14 @@ func (p *pipeline) retry(ctx context.Context, m *Message, err error) bool {
 				p.dl.blocked.Add(1)
 				p.log.Warn("record given up on, but no dead-letter destination: blocking its lane until it is delivered",
 					"reason", d.reason, "policy", DeadLetterBlock, "topic", m.Topic, "partition", m.Partition,
-					"offset", m.Offset, "attempts", m.Attempt, "error", err)
+					"offset", m.Offset, "attempts", m.Attempt, errAttr(err))
 			}
 		}
 		if p.settle != nil && p.settle(m, d) {
 			return true
 		}
 		p.log.Debug("delivery failed, retrying", "topic", m.Topic, "partition", m.Partition,
-			"offset", m.Offset, "attempt", m.Attempt, "retry_in", d.delay, "error", err)
+			"offset", m.Offset, "attempt", m.Attempt, "retry_in", d.delay, errAttr(err))
 		if !sleep(ctx, d.delay) || !p.mayDeliver(ctx) {
 			return false
 		}

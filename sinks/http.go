@@ -62,7 +62,7 @@ func (c *HTTPConfig) Validate() error {
 		errs = append(errs, &consumer.FieldError{Field: "HTTP." + field, Value: v, Want: want})
 	}
 	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("URL", c.URL, "want an http:// or https:// URL")
+		bad("URL", consumer.RedactURL(c.URL), "want an http:// or https:// URL")
 	}
 	if c.Method != strings.ToUpper(c.Method) || strings.ContainsAny(c.Method, " /") {
 		bad("Method", c.Method, "want an HTTP method such as POST or PUT")
@@ -92,11 +92,12 @@ func (c *HTTPConfig) Validate() error {
 // Safe for concurrent use. Close closes idle connections; Deliver after
 // Close returns ErrClosed.
 type HTTP struct {
-	cfg    HTTPConfig
-	client *http.Client
-	hdr    http.Header
-	closed atomic.Bool
-	bufs   sync.Pool
+	cfg     HTTPConfig
+	safeURL string // cfg.URL fit to print (consumer.RedactURL)
+	client  *http.Client
+	hdr     http.Header
+	closed  atomic.Bool
+	bufs    sync.Pool
 }
 
 var (
@@ -120,7 +121,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		hdr.Set(k, v)
 	}
 	hdr.Set("Content-Type", "application/json")
-	h := &HTTP{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, hdr: hdr}
+	h := &HTTP{cfg: cfg, safeURL: consumer.RedactURL(cfg.URL), client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, hdr: hdr}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	return h, nil
 }
@@ -177,7 +178,7 @@ func (h *HTTP) post(ctx context.Context, body []byte, idemKey string) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, h.cfg.Method, h.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("http: %w", err)
+		return h.requestError(err)
 	}
 	req.Header = h.hdr.Clone()
 	if idemKey != "" {
@@ -188,7 +189,7 @@ func (h *HTTP) post(ctx context.Context, body []byte, idemKey string) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("http: %w", ctx.Err())
 		}
-		return unavailableIfDial(fmt.Errorf("http: %w", err))
+		return unavailableIfDial(h.requestError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -196,10 +197,23 @@ func (h *HTTP) post(ctx context.Context, body []byte, idemKey string) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
 	}
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	// The response body is not quoted: a receiver may echo what it was
+	// sent (an Authorization header, the record) into it, and the error
+	// reaches logs and dead-letter headers. The status says enough.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	err = fmt.Errorf("http: %s %s: %s: %s", h.cfg.Method, h.cfg.URL, resp.Status, bytes.TrimSpace(snippet))
+	err = fmt.Errorf("http: %s %s: %s", h.cfg.Method, h.safeURL, resp.Status)
 	return classifyStatus(resp, err)
+}
+
+// requestError restates an error of the HTTP client without the URL it
+// quotes (net/http keeps the query, where tokens often are), naming the
+// endpoint by its redacted URL instead. The cause stays reachable.
+func (h *HTTP) requestError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("http: %s %s: %w", h.cfg.Method, h.safeURL, ue.Err)
+	}
+	return fmt.Errorf("http: %s %s: %s", h.cfg.Method, h.safeURL, consumer.RedactText(err.Error()))
 }
 
 // classifyStatus marks err by what the response status means for a retry.
@@ -245,11 +259,11 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 func (h *HTTP) Ping(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, h.cfg.URL, nil)
 	if err != nil {
-		return err
+		return h.requestError(err)
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("http: %w", err)
+		return h.requestError(err)
 	}
 	resp.Body.Close()
 	return nil
