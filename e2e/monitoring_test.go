@@ -63,7 +63,7 @@ func TestMonitoringWithRealPrometheus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	bin := os.Getenv("SLUICE_BIN")
+	bin := os.Getenv("SLUICEDEV_BIN")
 	if bin == "" {
 		if bin, err = Build(ctx, dir); err != nil {
 			t.Fatal(err)
