@@ -35,7 +35,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	log := newLogger(stderr, cfg.LogLevel)
 	memLimit := setMemoryLimit(environ, int64(cfg.BufferMaxBytes))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 
 	sink, dlq, err := newSink(ctx, cfg, stdout, reg, log)
 	if err != nil {
