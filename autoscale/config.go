@@ -19,7 +19,7 @@ type Config struct {
 
 	// Max is the most workers the pool is sized to. It is also what one pod
 	// can run, so the pod signal counts a pod's capacity as Max workers.
-	// Default 256.
+	// Default 64.
 	Max int
 
 	// Interval is how often the Controller samples the pipeline and decides.
@@ -96,7 +96,7 @@ type Config struct {
 // Defaults.
 const (
 	DefaultMin              = 1
-	DefaultMax              = 256
+	DefaultMax              = 64
 	DefaultInterval         = time.Second
 	DefaultDeadBand         = 0.05
 	DefaultScaleDownWindow  = 30 * time.Second
@@ -162,7 +162,7 @@ func (c Config) Validate() error {
 		bad("Min", c.Min, "want >= 1 (0 means 1)")
 	}
 	if c.Max < 0 {
-		bad("Max", c.Max, "want >= Min (0 means 256)")
+		bad("Max", c.Max, "want >= Min (0 means 64)")
 	}
 	if c.Interval < 0 {
 		bad("Interval", c.Interval, "want > 0 (0 means 1s)")

@@ -14,7 +14,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	c := p.Config()
 	want := Config{
-		Min: 1, Max: 256, Interval: time.Second, DeadBand: 0.05,
+		Min: 1, Max: 64, Interval: time.Second, DeadBand: 0.05,
 		ScaleDownWindow: 30 * time.Second, SlopeWindow: 5 * time.Second,
 		LatencyTolerance: 0.2, ErrorThreshold: 0.1, Headroom: 0.05,
 		DrainTime: 10 * time.Second, PodDrainTime: time.Minute, BottleneckHold: 2 * time.Minute,

@@ -14,7 +14,7 @@ type Adaptive struct {
 
 // NewAdaptive returns the adaptive controller for cfg.
 func NewAdaptive(cfg autoscale.Config) (*Adaptive, error) {
-	p, err := autoscale.NewPolicy(cfg)
+	p, err := autoscale.NewPolicy(sized(cfg))
 	if err != nil {
 		return nil, err
 	}

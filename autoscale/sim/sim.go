@@ -75,6 +75,20 @@ type Options struct {
 	Config autoscale.Config
 }
 
+// PoolMax is the largest pool the scenarios are built for (their sinks
+// saturate between 16 and about 100 workers): a Config with no Max gets
+// this rather than the service's default, so that the fixed-max baseline
+// overloads every scenario's sink as docs/AUTOSCALE.md measured it.
+const PoolMax = 256
+
+// sized fills in PoolMax as cfg's Max when it has none.
+func sized(cfg autoscale.Config) autoscale.Config {
+	if cfg.Max == 0 {
+		cfg.Max = max(PoolMax, cfg.Min)
+	}
+	return cfg
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if o.Seed == 0 {
 		o.Seed = 1
@@ -85,7 +99,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Noise == 0 {
 		o.Noise = 0.05
 	}
-	p, err := autoscale.NewPolicy(o.Config)
+	p, err := autoscale.NewPolicy(sized(o.Config))
 	if err != nil {
 		return o, err
 	}
