@@ -60,7 +60,7 @@ check-long:
 
 # Each fuzz target for FUZZTIME, from its seed corpus in testdata/fuzz/.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzLoadConfig:./cmd/sluice FuzzLedgerRoundTrip:./e2e FuzzParseLine:./e2e \
+FUZZ_TARGETS := FuzzLoadConfig:./internal/config FuzzLedgerRoundTrip:./e2e FuzzParseLine:./e2e \
 	FuzzParseRetryAfter:./sinks FuzzDeadLetterHeaders:./consumer
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -12,60 +12,6 @@ import (
 	"github.com/sluicehq/sluice/consumer"
 )
 
-// AutoscaleEnv holds the worker controller's variables.
-type AutoscaleEnv struct {
-	Autoscale                bool          `env:"AUTOSCALE" envDefault:"true" help:"size the worker pool between SLUICE_WORKERS_MIN and _MAX from what the pipeline measures; false: a fixed pool of SLUICE_WORKERS_MAX"`
-	AutoscaleInterval        time.Duration `env:"AUTOSCALE_INTERVAL" envDefault:"1s" help:"how often the controller samples the pipeline and decides"`
-	AutoscaleMaxStep         int           `env:"AUTOSCALE_MAX_STEP" envDefault:"0" help:"most workers added or removed by one decision (0: adaptive, max(4, n) up and max(4, n/2) down)"`
-	AutoscaleScaleDownWindow time.Duration `env:"AUTOSCALE_SCALE_DOWN_WINDOW" envDefault:"30s" help:"scale down only to the highest target seen over this window (as the Kubernetes HPA)"`
-	SinkMaxConcurrency       int           `env:"SINK_MAX_CONCURRENCY" envDefault:"0" help:"most concurrent deliveries the sink can take (0: no limit beyond what the sink itself declares)"`
-}
-
-// checkAutoscale adds the controller's problems, named by variable.
-func (c *envConfig) checkAutoscale(bad func(name, want string)) {
-	if c.AutoscaleInterval <= 0 {
-		bad("AUTOSCALE_INTERVAL", "want a positive duration such as 1s")
-	}
-	if c.AutoscaleMaxStep < 0 {
-		bad("AUTOSCALE_MAX_STEP", "want 0 (adaptive) or more")
-	}
-	if c.AutoscaleScaleDownWindow < 0 {
-		bad("AUTOSCALE_SCALE_DOWN_WINDOW", "want 0 or a positive duration")
-	}
-	if c.SinkMaxConcurrency < 0 {
-		bad("SINK_MAX_CONCURRENCY", "want 0 (no limit) or more")
-	}
-}
-
-// initialWorkers is the pool size to start with: the minimum when the
-// controller will grow it, else the fixed maximum.
-func (c *envConfig) initialWorkers() int {
-	if c.Autoscale {
-		return c.WorkersMin
-	}
-	return c.WorkersMax
-}
-
-// maxConcurrencySink is an optional sink capability: the most concurrent
-// deliveries it can take. The controller never sizes the pool above it.
-type maxConcurrencySink interface {
-	MaxConcurrency() int
-}
-
-func (c *envConfig) autoscaleConfig(sink consumer.Sink) autoscale.Config {
-	limit := c.SinkMaxConcurrency
-	if m, ok := sink.(maxConcurrencySink); ok && m.MaxConcurrency() > 0 {
-		if limit == 0 || m.MaxConcurrency() < limit {
-			limit = m.MaxConcurrency()
-		}
-	}
-	return autoscale.Config{
-		Min: c.WorkersMin, Max: c.WorkersMax, Interval: c.AutoscaleInterval,
-		MaxStep: c.AutoscaleMaxStep, ScaleDownWindow: c.AutoscaleScaleDownWindow,
-		SinkMaxConcurrency: limit,
-	}
-}
-
 // sampler reads the consumer for the controller. Partitions caps the pod
 // signal: for Kafka a member cannot usefully spread its work over more pods
 // than it has partitions; a JetStream consumer or a core NATS queue group

@@ -30,7 +30,7 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 		seed      = fs.Uint64("seed", 1, "random seed (runs are deterministic for a seed)")
 		svgDir    = fs.String("svg", "", "write autoscale-<scenario>.svg plots into this directory")
 		minW      = fs.Int("min", 0, "minimum workers (0: the policy default, 1)")
-		maxW      = fs.Int("max", 0, "maximum workers (0: the policy default, 256)")
+		maxW      = fs.Int("max", 0, "maximum workers (0: sim.PoolMax, 256, as measured in docs/AUTOSCALE.md)")
 		maxStep   = fs.Int("max-step", 0, "step limit in workers (0: adaptive, max(4, n) up)")
 		interval  = fs.Duration("interval", 0, "sampling interval (0: the policy default, 1s)")
 		noLag     = fs.Bool("no-lag", false, "samples report no broker lag (as core NATS): the policy sizes on admissions")
@@ -97,7 +97,7 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *svgDir != "" {
 		maxN := *maxW
 		if maxN == 0 {
-			maxN = autoscale.DefaultMax
+			maxN = sim.PoolMax
 		}
 		for _, c := range cmps {
 			path := filepath.Join(*svgDir, "autoscale-"+c.Scenario.Name+".svg")

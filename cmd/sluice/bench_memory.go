@@ -216,7 +216,7 @@ func waitPort(ctx context.Context, addr string, timeout time.Duration) error {
 func cleanEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envPrefix) {
+		if !strings.HasPrefix(kv, "SLUICE_") {
 			out = append(out, kv)
 		}
 	}

@@ -3,41 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
-
-func TestNATSEnvironment(t *testing.T) {
-	pw := t.TempDir() + "/pw"
-	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig([]string{
-		"SLUICE_SOURCE=jetstream", "SLUICE_NATS_STREAM=ORDERS", "SLUICE_NATS_SUBJECTS=orders.eu.>,orders.us.>",
-		"SLUICE_NATS_USER=me", "SLUICE_NATS_PASSWORD_FILE=" + pw, "SLUICE_NATS_ACK_WAIT=1m",
-		"SLUICE_NATS_MAX_ACK_PENDING=5000", "SLUICE_NATS_KEY_HEADER=Tenant",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cfg.consumerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := cc.NATS
-	if cc.Source != "jetstream" || n.Stream != "ORDERS" || len(n.Subjects) != 2 || n.User != "me" ||
-		n.Password != "s3cret" || n.AckWait != time.Minute || n.MaxAckPending != 5000 || n.KeyHeader != "Tenant" ||
-		n.Consumer != "sluice" || n.URL != "nats://127.0.0.1:4222" {
-		t.Fatalf("mapped config: source %q, %+v", cc.Source, n)
-	}
-	if err := cc.Validate(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestBadNATSEnvironmentNamesTheVariables(t *testing.T) {
 	for _, tc := range []struct {

@@ -12,12 +12,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sluicehq/sluice/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -100,26 +101,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 func configCmd(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "--env" {
-		printEnvTable(stdout)
+		config.EnvTable(stdout)
 		return 0
 	}
-	cfg, err := loadConfig(environ)
+	cfg, err := config.Load(environ)
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
-	printConfig(stdout, cfg)
-	return 0
-}
-
-// exitCode maps an error from the service to an exit code.
-func exitCode(err error) int {
-	var ce *configError
-	if errors.As(err, &ce) {
-		return 2
-	}
-	if err != nil {
-		return 1
-	}
+	config.Print(stdout, environ, cfg)
 	return 0
 }

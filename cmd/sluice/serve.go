@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/consumer"
+	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -27,34 +28,29 @@ import (
 // stops intake, drains, commits and leaves the group; the HTTP server stops
 // last so metrics and probes answer until the end.
 func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(environ)
+	cfg, err := config.Load(environ)
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	memLimit := setMemoryLimit(environ, int64(cfg.BufferMaxBytes))
+	memLimit := setMemoryLimit(environ, cfg.Consumer.MaxBytes)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 
-	sink, dlq, err := newSink(ctx, cfg, stdout, reg, log)
+	sink, dlq, err := buildSinks(ctx, cfg, stdout, reg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
-	ccfg, err := cfg.consumerConfig()
-	if err != nil {
-		fmt.Fprintln(stderr, "sluice:", err)
-		return 2
-	}
-	c, err := consumer.New(ccfg, sink, consumer.WithLogger(log), consumer.WithRegisterer(reg), consumer.WithDeadLetter(dlq))
+	c, err := consumer.New(cfg.Consumer, sink, consumer.WithLogger(log), consumer.WithRegisterer(reg), consumer.WithDeadLetter(dlq))
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
 	var ctl *autoscale.Controller
-	if cfg.Autoscale {
-		if ctl, err = newController(cfg.autoscaleConfig(sink), c, cfg.Source == "kafka", log, reg); err != nil {
+	if cfg.AutoscaleOn {
+		if ctl, err = newController(cfg.Autoscale, c, cfg.Consumer.Source == consumer.SourceKafka, log, reg); err != nil {
 			fmt.Fprintln(stderr, "sluice:", err)
 			return 2
 		}
@@ -65,13 +61,13 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	srv := &http.Server{
-		Handler:           newMux(c, ctl, sink, reg, cfg.ShutdownTimeout),
+		Handler:           newMux(c, ctl, sink, reg, cfg.Consumer.ShutdownTimeout),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
-	log.Info("started", "version", version, "source", cfg.Source, "sink", cfg.Sink,
-		"http_addr", ln.Addr().String(), "workers", ccfg.Workers, "autoscale", cfg.Autoscale,
+	log.Info("started", "version", version, "source", cfg.Consumer.Source, "sink", cfg.Sink,
+		"http_addr", ln.Addr().String(), "workers", cfg.Consumer.Workers, "autoscale", cfg.AutoscaleOn,
 		"memory_limit_bytes", memLimit)
 
 	stopController := func() {}
@@ -123,16 +119,8 @@ func setMemoryLimit(environ []string, budget int64) int64 {
 
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level)) // validated by loadConfig
+	_ = l.UnmarshalText([]byte(level)) // validated by config.Load
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// newSink builds the sink SLUICE_SINK names (instrumented, behind a circuit
-// breaker; noop bare) and the dead-letter destination, nil when none is
-// configured (see config_sinks.go). The caller closes both after the
-// consumer has stopped.
-func newSink(ctx context.Context, cfg *envConfig, stdout io.Writer, reg prometheus.Registerer, log *slog.Logger) (sink, dlq consumer.Sink, err error) {
-	return cfg.buildSinks(ctx, stdout, reg, log)
 }
 
 // newMux serves the metrics, probes, the flow-state debug view and drain.

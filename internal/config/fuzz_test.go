@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -7,16 +7,16 @@ import (
 	"testing"
 )
 
-// FuzzLoadConfig feeds loadConfig arbitrary environments: one variable per
-// line, as "KEY=value". Whatever it gets, loadConfig must not panic, must be
+// FuzzLoadConfig feeds Load arbitrary environments: one variable per
+// line, as "KEY=value". Whatever it gets, Load must not panic, must be
 // deterministic, and must either return a configuration the consumer
-// accepts or a *configError that names at least one problem. Variables that
+// accepts or a *Error that names at least one problem. Variables that
 // name files (*_FILE) are dropped: the fuzzer must not make the test read
 // /dev/zero.
 //
 // The seed corpus is in testdata/fuzz/FuzzLoadConfig; CI runs it briefly:
 //
-//	go test -run '^$' -fuzz FuzzLoadConfig -fuzztime 10s ./cmd/sluice
+//	go test -run '^$' -fuzz FuzzLoadConfig -fuzztime 10s ./internal/config
 func FuzzLoadConfig(f *testing.F) {
 	for _, seed := range []string{
 		"SLUICE_KAFKA_BROKERS=127.0.0.1:9092\nSLUICE_KAFKA_TOPICS=orders",
@@ -33,22 +33,22 @@ func FuzzLoadConfig(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data string) {
 		environ := fuzzEnviron(data)
-		cfg, err := loadConfig(environ)
-		cfg2, err2 := loadConfig(environ)
+		cfg, err := Load(environ)
+		cfg2, err2 := Load(environ)
 		if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
 			t.Fatalf("not deterministic: %v then %v", err, err2)
 		}
 		if err != nil {
-			var ce *configError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("error is %T, want *configError: %v", err, err)
+				t.Fatalf("error is %T, want *Error: %v", err, err)
 			}
-			if len(ce.problems) == 0 {
+			if len(ce.Problems) == 0 {
 				t.Fatal("configError with no problems")
 			}
-			for _, p := range ce.problems {
+			for _, p := range ce.Problems {
 				if strings.TrimSpace(p) == "" {
-					t.Fatalf("empty problem in %q", ce.problems)
+					t.Fatalf("empty problem in %q", ce.Problems)
 				}
 			}
 			return
@@ -59,18 +59,14 @@ func FuzzLoadConfig(f *testing.F) {
 		if cfg2 == nil {
 			t.Fatal("second load: nil config")
 		}
-		ccfg, err := cfg.consumerConfig()
-		if err != nil {
-			t.Fatalf("loadConfig accepted what consumerConfig refuses: %v", err)
-		}
-		if err := ccfg.Validate(); err != nil {
-			t.Fatalf("loadConfig accepted what the consumer refuses: %v", err)
+		if err := cfg.Consumer.Validate(); err != nil {
+			t.Fatalf("Load accepted what the consumer refuses: %v", err)
 		}
 		var out bytes.Buffer
-		printConfig(&out, cfg)
-		if pw := cfg.KafkaSASLPassword; len(pw) >= 6 && !strings.Contains(cfgWithoutSecret(environ), pw) &&
+		Print(&out, environ, cfg)
+		if pw := cfg.KafkaAuth.SASLPassword; len(pw) >= 6 && !strings.Contains(cfgWithoutSecret(environ), pw) &&
 			strings.Contains(out.String(), pw) {
-			t.Fatalf("printConfig shows the SASL password:\n%s", out.String())
+			t.Fatalf("Print shows the SASL password:\n%s", out.String())
 		}
 	})
 }
