@@ -50,6 +50,7 @@ import (
 //
 // No metric name is written here: the names come from the dashboard and the
 // rules, and the truth from the binary's /metrics as Prometheus scraped it.
+// The binary is $SLUICEDEV_BIN, or built from cmd/sluice.
 // Each alert's firing and silent cases are `promtool test rules`
 // (helm/test/testdata/rules, run by scripts/prometheus.sh rules).
 func TestMonitoringWithRealPrometheus(t *testing.T) {
@@ -364,7 +365,8 @@ func (s *jetStream) close() {
 // Prometheus
 
 type prometheusServer struct {
-	url string
+	url    string
+	client *http.Client // its own transport, whose idle connections the cleanup closes
 }
 
 // startPrometheus writes a config that scrapes each process every second
@@ -399,7 +401,7 @@ func startPrometheus(t *testing.T, root, dir, namespace, rules string, procs map
 	}
 	script := filepath.Join(root, "scripts", "prometheus.sh")
 	cmd := exec.Command(script, "start", dir)
-	cmd.Env = append(os.Environ(), "PROMETHEUS_PORT="+strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "SLUICEDEV_PROMETHEUS_PORT="+strconv.Itoa(port))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -407,7 +409,9 @@ func startPrometheus(t *testing.T, root, dir, namespace, rules string, procs map
 	if errors.As(err, &ee) && ee.ExitCode() == 3 {
 		t.Skipf("scripts/prometheus.sh cannot run Prometheus here:\n%s", stderr.String())
 	}
+	tr := &http.Transport{}
 	t.Cleanup(func() {
+		tr.CloseIdleConnections()
 		if t.Failed() {
 			if log, err := os.ReadFile(filepath.Join(dir, "prometheus.log")); err == nil {
 				t.Logf("prometheus log:\n%s", tail(log, 3000))
@@ -420,7 +424,7 @@ func startPrometheus(t *testing.T, root, dir, namespace, rules string, procs map
 	if err != nil {
 		t.Fatalf("scripts/prometheus.sh start: %v\n%s", err, stderr.String())
 	}
-	return &prometheusServer{url: strings.TrimSpace(string(out))}
+	return &prometheusServer{url: strings.TrimSpace(string(out)), client: &http.Client{Transport: tr}}
 }
 
 func (p *prometheusServer) get(ctx context.Context, path string, q url.Values, v any) error {
@@ -430,7 +434,7 @@ func (p *prometheusServer) get(ctx context.Context, path string, q url.Values, v
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,9 @@
 #                                       (helm/sluice/rules/*.rules.yaml, tests in helm/test/testdata/rules/)
 #   scripts/prometheus.sh install       only install
 #
-# dir defaults to build/prometheus (git-ignored). The port is ${PROMETHEUS_PORT:-0}: 0 picks a free
-# one. The server listens on 127.0.0.1 only; the config may name rule files relative to dir.
+# dir defaults to build/prometheus (git-ignored). The port is ${SLUICEDEV_PROMETHEUS_PORT:-0}: 0 picks a free
+# one; ${SLUICEDEV_PROMETHEUS_TIMEOUT:-60} bounds the wait until it is ready. The server listens on
+# 127.0.0.1 only; the config may name rule files relative to dir.
 #
 # Prometheus and promtool come from Debian's `prometheus` package, installed with apt-get (after
 # apt-get update) when missing, without recommends and without starting the packaged service.
@@ -28,8 +29,8 @@ set -euo pipefail
 readonly SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly ROOT=$(dirname "$SCRIPT_DIR")
 MODE=${SLUICEDEV_PROMETHEUS:-auto}
-PORT=${PROMETHEUS_PORT:-0}
-READY_TIMEOUT=${PROMETHEUS_READY_TIMEOUT:-60}
+PORT=${SLUICEDEV_PROMETHEUS_PORT:-0}
+READY_TIMEOUT=${SLUICEDEV_PROMETHEUS_TIMEOUT:-60}
 
 log() { printf 'prometheus.sh: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -52,7 +53,7 @@ skip() {
 }
 
 [[ $MODE == auto || $MODE == require ]] || die "SLUICEDEV_PROMETHEUS=$MODE: want auto or require"
-[[ $PORT =~ ^[0-9]+$ ]] || die "PROMETHEUS_PORT=$PORT: want a port number (0: a free one)"
+[[ $PORT =~ ^[0-9]+$ ]] || die "SLUICEDEV_PROMETHEUS_PORT=$PORT: want a port number (0: a free one)"
 
 have() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }
 
