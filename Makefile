@@ -9,7 +9,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test vet test-unit test-kafka test-k8s chaos chaos-long check check-long fuzz demo bench readme image
+.PHONY: build test vet test-unit test-kafka test-k8s test-monitoring chaos chaos-long check check-long fuzz demo bench readme image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
@@ -17,7 +17,7 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: vet test-unit test-kafka test-k8s
+test: vet test-unit test-kafka test-k8s test-monitoring
 
 # The suite with a throwaway PostgreSQL for the PostgreSQL sink (its tests
 # skip, saying so, when the server cannot be started).
@@ -38,6 +38,14 @@ test-kafka:
 # with SLUICEDEV_K8S=require).
 test-k8s: build
 	SLUICEDEV_BIN=$(CURDIR)/bin/sluice scripts/k8s.sh all
+
+# The alert rules: promtool check and each alert's firing and silent cases
+# (scripts/prometheus.sh installs Debian's prometheus package when missing;
+# skipped loudly when it cannot, a failure with SLUICEDEV_PROMETHEUS=require).
+# A real Prometheus evaluating every dashboard query and alert against the
+# real binary is e2e/monitoring_test.go, in test-unit.
+test-monitoring:
+	scripts/prometheus.sh rules || [ $$? -eq 3 ]
 
 # The fault suite against the real binary: kfake, then a real broker
 # (20 000 records a scenario, about 9 minutes); chaos-long soaks.
