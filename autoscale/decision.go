@@ -1,6 +1,9 @@
 package autoscale
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Directions of a Decision. They are metric label values.
 const (
@@ -66,51 +69,61 @@ var (
 // are computed over the interval between the previous sample and this one.
 type Decision struct {
 	// At is the time of the sample this decision answers.
-	At time.Time
+	At time.Time `json:"at"`
 	// Target is the wanted pool size.
-	Target int
+	Target int `json:"target_workers"`
 	// Direction is Up, Down or Hold (Target compared with Current).
-	Direction string
+	Direction string `json:"direction"`
 	// Reason is one of the Reason constants.
-	Reason string
+	Reason string `json:"reason"`
 
 	// Current is the pool size in the sample.
-	Current int
+	Current int `json:"current_workers"`
 	// Busy is the number of workers inside a sink call at the sample.
-	Busy int
+	Busy int `json:"busy_workers"`
 	// Depth is the queue depth at the sample.
-	Depth int
+	Depth int `json:"depth"`
 	// Ideal is the unrounded Little's-law recommendation, before bounds,
 	// step limit and guards: (DemandRate + max(Depth, Lag)/DrainTime) ×
 	// MeanLatency × (1+Headroom). Zero while the latency is unknown.
-	Ideal float64
+	Ideal float64 `json:"ideal_workers"`
 
 	// MeanLatency is the sink time per completed record over the interval
 	// (dSinkTime/dCompleted); when nothing completed it carries the last
-	// known value.
-	MeanLatency time.Duration
+	// known value. JSON: sink_latency_seconds (see MarshalJSON).
+	MeanLatency time.Duration `json:"-"`
 	// DepthSlope is the least-squares slope of Depth over SlopeWindow, in
 	// records per second (positive: the queue grows).
-	DepthSlope float64
+	DepthSlope float64 `json:"depth_slope_per_second"`
 	// ArrivalRate (admissions) and CompletionRate are in records per second.
-	ArrivalRate    float64
-	CompletionRate float64
+	ArrivalRate    float64 `json:"arrival_rate"`
+	CompletionRate float64 `json:"completion_rate"`
 	// DemandRate is the rate the pool is sized for, in records per second:
 	// the production rate CompletionRate + dLag/dt when the sample reports
 	// lag, else ArrivalRate.
-	DemandRate float64
+	DemandRate float64 `json:"demand_rate"`
 	// BusyRatio is the share of worker time spent inside sink calls.
-	BusyRatio float64
+	BusyRatio float64 `json:"busy_ratio"`
 	// ErrorRate is the share of sink attempts that failed, estimated as
 	// dErrors / (dCompleted + dErrors).
-	ErrorRate float64
+	ErrorRate float64 `json:"error_rate"`
 	// SinkBottleneck is true while the policy holds a learned ceiling
 	// because adding workers raised sink latency or errors instead of
 	// throughput.
-	SinkBottleneck bool
+	SinkBottleneck bool `json:"sink_bottleneck"`
 	// Ceiling is that learned ceiling (0 when none).
-	Ceiling int
+	Ceiling int `json:"ceiling_workers"`
 
 	// Pod is the pod scale signal computed from this sample.
-	Pod PodSignal
+	Pod PodSignal `json:"pod"`
+}
+
+// MarshalJSON writes the decision with snake_case names (the /debug/flow
+// view), MeanLatency as sink_latency_seconds.
+func (d Decision) MarshalJSON() ([]byte, error) {
+	type plain Decision // without this method
+	return json.Marshal(struct {
+		plain
+		MeanLatencySeconds float64 `json:"sink_latency_seconds"`
+	}{plain(d), d.MeanLatency.Seconds()})
 }

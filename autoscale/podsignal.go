@@ -57,12 +57,12 @@ type PodInput struct {
 // bottleneck: alert or graph on max() across members; scale on
 // DesiredReplicas.
 type PodSignal struct {
-	DesiredReplicas float64
-	DrainSeconds    float64
+	DesiredReplicas float64 `json:"desired_replicas"`
+	DrainSeconds    float64 `json:"drain_seconds"`
 	// HeldBack reports that HoldBack lowered DesiredReplicas.
-	HeldBack bool
+	HeldBack bool `json:"held_back"`
 	// Capped reports that Partitions lowered DesiredReplicas.
-	Capped bool
+	Capped bool `json:"capped"`
 }
 
 // NewPodSignal computes the pod signal. It is pure.
