@@ -9,10 +9,15 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test vet test-unit test-kafka test-k8s test-monitoring chaos chaos-long check check-long fuzz demo bench readme image
+.PHONY: build build-dev test vet test-unit test-kafka test-k8s test-monitoring chaos chaos-long check check-long fuzz demo bench readme image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
+
+# The demo and the benchmarks: a command of their own, so that the service
+# binary links the service only (no kfake, no nats-server, no simulator).
+build-dev:
+	$(GO) build -o bin/sluice-dev ./cmd/sluice-dev
 
 vet:
 	$(GO) vet ./...
@@ -77,10 +82,10 @@ fuzz:
 	done
 
 demo:
-	$(GO) run ./cmd/sluice demo
+	$(GO) run ./cmd/sluice-dev demo
 
-bench: build
-	./bin/sluice bench overhead
+bench: build build-dev
+	./bin/sluice-dev bench overhead
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/sluicehq/sluice:$(VERSION) .

@@ -6,7 +6,7 @@
 # Starts a fresh single-node broker with scripts/kafka.sh in a run dir and on ports of its own
 # (build/kafka-it, 127.0.0.1:19392; a developer's broker on 9092 is left alone), runs every
 # package whose tests use internal/kafkatest, plus ./e2e/, with SLUICEDEV_TEST_KAFKA_BROKERS
-# pointing at it, then `sluice bench overhead` on kfake and on the broker with a small record
+# pointing at it, then `sluice-dev bench overhead` on kfake and on the broker with a small record
 # count, and stops the broker on any exit. The bench figures go to build/real-kafka/.
 #
 # Where java or mvn is missing it says so LOUDLY and exits 0 (the suite ran on kfake in
@@ -73,12 +73,12 @@ log "tests passed against the real broker in $((SECONDS - t1))s"
 
 if ((BENCH)); then
 	t2=$SECONDS
-	$GO build -o "$OUT/sluice" ./cmd/sluice
+	$GO build -o "$OUT/sluice-dev" ./cmd/sluice-dev
 	args=(bench overhead -records "$BENCH_RECORDS" -rounds 3)
-	log "sluice ${args[*]} on embedded kfake"
-	env -u SLUICE_KAFKA_BROKERS "$OUT/sluice" "${args[@]}" | tee "$OUT/bench-kfake.txt"
-	log "sluice ${args[*]} on Apache Kafka at $brokers"
-	SLUICE_KAFKA_BROKERS=$brokers "$OUT/sluice" "${args[@]}" | tee "$OUT/bench-kafka.txt"
+	log "sluice-dev ${args[*]} on embedded kfake"
+	env -u SLUICE_KAFKA_BROKERS "$OUT/sluice-dev" "${args[@]}" | tee "$OUT/bench-kfake.txt"
+	log "sluice-dev ${args[*]} on Apache Kafka at $brokers"
+	SLUICE_KAFKA_BROKERS=$brokers "$OUT/sluice-dev" "${args[@]}" | tee "$OUT/bench-kafka.txt"
 	printf '{"kfake":%s,"kafka":%s}\n' "$(tail -n 1 "$OUT/bench-kfake.txt")" "$(tail -n 1 "$OUT/bench-kafka.txt")" >"$OUT/bench.json"
 	log "bench done in $((SECONDS - t2))s: $OUT/bench.json"
 fi

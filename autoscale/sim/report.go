@@ -8,7 +8,7 @@ import (
 )
 
 // Report is the machine-readable result of a comparison: the last line
-// `sluice bench autoscale` prints.
+// `sluice-dev bench autoscale` prints.
 type Report struct {
 	Seed      uint64           `json:"seed"`
 	Scenarios []ScenarioReport `json:"scenarios"`

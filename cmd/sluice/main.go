@@ -4,8 +4,6 @@
 //
 //	sluice [run]        the service
 //	sluice config       validate and print the effective configuration
-//	sluice demo         a self-contained demo on an embedded Kafka cluster
-//	sluice bench ...    benchmarks (overhead, autoscale)
 //	sluice drain        ask a running sluice to drain (a pod's preStop hook)
 //	sluice version      print the version
 package main
@@ -36,14 +34,11 @@ const usage = `usage: sluice [command]
 commands:
   run       run the service (the default); configured by SLUICE_* variables
   config    validate the configuration and print it (--env: list every variable)
-  demo      run a demo on an embedded Kafka cluster (--duration 30s; --source jetstream: an embedded nats-server)
-  bench     benchmarks: overhead (pipeline vs raw franz-go), nats-overhead (vs a raw JetStream loop),
-            autoscale (controller scenarios),
-            workers (the controller on the real pipeline with a 1 ms sink),
-            sinks (noop vs HTTP vs PostgreSQL on the same data),
-            memory (the service's RSS with a sink 100x slower than the producer)
   drain     ask the local service to drain (--addr, default from SLUICE_HTTP_ADDR)
   version   print the version
+
+The demo and the benchmarks are a separate command, sluice-dev
+(go run ./cmd/sluice-dev demo), so that this binary links the service only.
 `
 
 // run is main without the process: it returns the exit code. 2 means bad
@@ -58,33 +53,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return serve(ctx, environ, stdout, stderr)
 	case "config":
 		return configCmd(args, environ, stdout, stderr)
-	case "demo":
-		if demoSource(args) == "jetstream" {
-			return demoJetStream(ctx, args, stdout, stderr)
-		}
-		return demo(ctx, args, stdout, stderr)
-	case "bench":
-		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sluice bench overhead|nats-overhead|autoscale|workers|sinks|memory [flags]")
-			return 2
-		}
-		switch args[0] {
-		case "overhead":
-			return benchOverhead(ctx, args[1:], environ, stdout, stderr)
-		case "autoscale":
-			return benchAutoscale(ctx, args[1:], stdout, stderr)
-		case "workers":
-			return benchWorkers(ctx, args[1:], stdout, stderr)
-		case "sinks":
-			return benchSinks(ctx, args[1:], environ, stdout, stderr)
-		case "nats-overhead":
-			return benchNATS(ctx, args[1:], environ, stdout, stderr)
-		case "memory":
-			return benchMemory(ctx, args[1:], stdout, stderr)
-		case "broker": // the memory bench's out-of-process broker
-			return benchBroker(ctx, args[1:], stderr)
-		}
-		fmt.Fprintf(stderr, "sluice bench: unknown benchmark %q\n", args[0])
+	case "demo", "bench":
+		fmt.Fprintf(stderr, "sluice: %s is not in the service binary; run it with sluice-dev: go run ./cmd/sluice-dev %s\n", cmd, cmd)
 		return 2
 	case "drain":
 		return drainCmd(ctx, args, environ, stdout, stderr)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,17 +14,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/consumer"
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/control"
 	"github.com/sluicehq/sluice/sinks"
 )
 
 // serve runs the service until ctx ends. Shutdown is ordered: the consumer
-// stops intake, drains, commits and leaves the group; the HTTP server stops
-// last so metrics and probes answer until the end.
+// stops intake, drains, commits and leaves the group; the controller stops
+// with it; the HTTP server stops last so metrics and probes answer until
+// the end; the sinks are closed after that.
 func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(environ)
 	if err != nil {
@@ -43,6 +43,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
+	defer closeSinks(sink, dlq)
 	c, err := consumer.New(cfg.Consumer, sink, consumer.WithLogger(log), consumer.WithRegisterer(reg), consumer.WithDeadLetter(dlq))
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice:", err)
@@ -50,7 +51,7 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	}
 	var ctl *autoscale.Controller
 	if cfg.AutoscaleOn {
-		if ctl, err = newController(cfg.Autoscale, c, cfg.Consumer.Source == consumer.SourceKafka, log, reg); err != nil {
+		if ctl, err = control.New(cfg.Autoscale, c, cfg.Consumer.Source == consumer.SourceKafka, log, reg); err != nil {
 			fmt.Fprintln(stderr, "sluice:", err)
 			return 2
 		}
@@ -64,18 +65,24 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 		Handler:           newMux(c, ctl, sink, reg, cfg.Consumer.ShutdownTimeout),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve(ln) }()
 	log.Info("started", "version", version, "source", cfg.Consumer.Source, "sink", cfg.Sink,
 		"http_addr", ln.Addr().String(), "workers", cfg.Consumer.Workers, "autoscale", cfg.AutoscaleOn,
 		"memory_limit_bytes", memLimit)
 
-	stopController := func() {}
+	// The HTTP server and the controller run beside the consumer, which
+	// runs here until ctx ends (or a drain, after which the process waits
+	// for its signal, as the pod's preStop hook expects).
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
 	if ctl != nil {
-		stopController = runController(ctx, ctl, c)
+		g.Go(func() error { return control.Run(ctx, ctl, c) }) // ends when the consumer has stopped
 	}
 	runErr := c.Run(ctx)
-	stopController()
 	if runErr == nil && ctx.Err() == nil {
 		log.Info("drained; waiting for the signal to exit", "reason", "drain")
 		<-ctx.Done()
@@ -83,14 +90,8 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("http server failed", "error", err)
-	}
-	if closer, ok := sink.(interface{ Close(context.Context) error }); ok {
-		_ = closer.Close(sctx)
-	}
-	if dlq != nil {
-		_ = sinks.Close(sctx, dlq)
+	if err := g.Wait(); err != nil {
+		log.Error("failed", "error", err)
 	}
 	if runErr != nil {
 		log.Error("exiting", "error", runErr)
@@ -99,11 +100,22 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// closeSinks closes the sink and the dead-letter destination (nil when
+// none), within a bound of its own.
+func closeSinks(sink, dlq consumer.Sink) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = sinks.Close(ctx, sink)
+	if dlq != nil {
+		_ = sinks.Close(ctx, dlq)
+	}
+}
+
 // setMemoryLimit gives the Go runtime a soft memory limit that follows the
 // window's byte budget (budget + 40 MiB), unless GOMEMLIMIT is set,
 // and returns the limit in force. Without it the heap may grow to twice
 // the live data before a collection (GOGC=100): with a full window that is
-// another budget's worth of garbage. Measured with `sluice bench memory`
+// another budget's worth of garbage. Measured with `sluice-dev bench memory`
 // (32 MiB budget, sink 100x slower than the producer, 60 s): peak RSS
 // 99.7 MiB without the limit, 82.7 MiB with it, flat after the window filled.
 func setMemoryLimit(environ []string, budget int64) int64 {
@@ -121,105 +133,4 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by config.Load
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// newMux serves the metrics, probes, the flow-state debug view and drain.
-func newMux(c *consumer.Consumer, ctl *autoscale.Controller, sink consumer.Sink, reg *prometheus.Registry, shutdownTimeout time.Duration) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !c.Ready() {
-			http.Error(w, "not ready: not in the group yet, or draining", http.StatusServiceUnavailable)
-			return
-		}
-		if p, ok := sink.(consumer.Pinger); ok {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := p.Ping(ctx); err != nil {
-				http.Error(w, "not ready: sink unreachable: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("GET /debug/flow", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		view := struct {
-			consumer.FlowState
-			Autoscale *autoscaleView `json:"autoscale,omitempty"`
-		}{FlowState: c.FlowState()}
-		if ctl != nil {
-			v := viewOf(ctl.View())
-			view.Autoscale = &v
-		}
-		_ = enc.Encode(view)
-	})
-	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), shutdownTimeout+5*time.Second)
-		defer cancel()
-		if err := c.Drain(ctx); err != nil {
-			http.Error(w, "drain did not finish: "+err.Error(), http.StatusGatewayTimeout)
-			return
-		}
-		fmt.Fprintln(w, "drained")
-	})
-	return mux
-}
-
-// drainCmd asks a local sluice to drain: the pod's preStop hook runs it,
-// since a distroless image has no curl.
-func drainCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "address of sluice's HTTP server (default: from SLUICE_HTTP_ADDR, else :8080)")
-	timeout := fs.Duration("timeout", 0, "how long to wait (default: SLUICE_SHUTDOWN_TIMEOUT + 10s)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	vars := map[string]string{}
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	if *addr == "" {
-		*addr = vars["SLUICE_HTTP_ADDR"]
-		if *addr == "" {
-			*addr = ":8080"
-		}
-	}
-	if *timeout == 0 {
-		d, err := time.ParseDuration(vars["SLUICE_SHUTDOWN_TIMEOUT"])
-		if err != nil {
-			d = 30 * time.Second
-		}
-		*timeout = d + 10*time.Second
-	}
-	host, port, err := net.SplitHostPort(*addr)
-	if err != nil {
-		fmt.Fprintln(stderr, "sluice drain: bad address:", err)
-		return 2
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/drain", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintln(stderr, "sluice drain:", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	fmt.Fprint(stdout, string(body))
-	if resp.StatusCode != http.StatusOK {
-		return 1
-	}
-	return 0
 }

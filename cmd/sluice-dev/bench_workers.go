@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/autoscale/sim"
 	"github.com/sluicehq/sluice/consumer"
+	"github.com/sluicehq/sluice/internal/control"
 )
 
 // benchWorkers runs the real pipeline on an embedded broker with a sink of
@@ -83,14 +84,14 @@ func benchWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		go func() { runErr <- c.Run(rctx) }()
 		stopCtl := func() {}
 		if mode == "adaptive" {
-			ctl, err := newController(autoscale.Config{Min: 1, Max: *maxWorkers}, c, true, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			ctl, err := control.New(autoscale.Config{Min: 1, Max: *maxWorkers}, c, true, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 			if err != nil {
 				stop()
 				cl.Close()
 				fmt.Fprintln(stderr, "bench:", err)
 				return 2
 			}
-			stopCtl = runController(rctx, ctl, c)
+			stopCtl = control.Start(rctx, ctl, c)
 		}
 		var points []sim.Point
 		start := time.Now()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,7 +23,7 @@ import (
 
 // benchMemory measures the service's resident memory while its sink is far
 // slower than the producer: an embedded broker in a child process, the real
-// `sluice run` in another, a producer and a slow HTTP sink in this one. It
+// the service binary (`sluice run`) in another, a producer and a slow HTTP sink in this one. It
 // samples the service's RSS every second and reports the peak and how much
 // the second half of the run grew over the first.
 func benchMemory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -33,6 +34,7 @@ func benchMemory(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	rate := fs.Int("rate", 10000, "records produced per second")
 	size := fs.Int("size", 1024, "record size in bytes")
 	sinkDelay := fs.Duration("sink-delay", 10*time.Millisecond, "time the sink takes per request (one worker: 100/s at 10ms)")
+	service := fs.String("sluice", "", "the service binary to measure (default: sluice beside this program, else bin/sluice; `make build` makes it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,6 +44,15 @@ func benchMemory(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "bench memory:", err); return 1 }
+	if *service == "" {
+		*service = filepath.Join(filepath.Dir(self), "sluice")
+		if _, err := os.Stat(*service); err != nil {
+			*service = filepath.Join("bin", "sluice")
+		}
+	}
+	if _, err := os.Stat(*service); err != nil {
+		return fail(fmt.Errorf("no service binary (build it with `make build` or pass --sluice): %w", err))
+	}
 
 	port, err := freePort()
 	if err != nil {
@@ -75,7 +86,7 @@ func benchMemory(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		return fail(err)
 	}
-	svc := exec.CommandContext(ctx, self, "run")
+	svc := exec.CommandContext(ctx, *service, "run")
 	svc.Env = append(cleanEnv(),
 		"SLUICE_KAFKA_BROKERS="+addr, "SLUICE_KAFKA_TOPICS=memory", "SLUICE_KAFKA_GROUP=memory",
 		"SLUICE_SINK=http", "SLUICE_SINK_HTTP_URL=http://"+sinkLn.Addr().String(),

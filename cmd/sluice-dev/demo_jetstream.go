@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/consumer"
+	"github.com/sluicehq/sluice/internal/control"
 )
 
 // demoJetStreamResult is the demo's summary: demoResult plus what the
@@ -34,7 +35,7 @@ type demoJetStreamResult struct {
 	MaxLag          int64   `json:"max_lag"`
 }
 
-// demoJetStream is `sluice demo --source jetstream`: the real pipeline
+// demoJetStream is `sluice-dev demo --source jetstream`: the real pipeline
 // against an embedded nats-server with JetStream (file store in a temp
 // dir), a bursty publisher and the demo's sink whose speed changes, with a
 // status line a second and, last, a JSON summary checked against every
@@ -112,17 +113,17 @@ func demoJetStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	pool := fmt.Sprintf("a fixed pool of %d workers", *workersMax)
 	if !*fixed {
-		ctl, err := newController(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second},
+		ctl, err := control.New(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second},
 			c, false, log, prometheus.NewRegistry())
 		if err != nil {
 			fmt.Fprintln(stderr, "demo:", err)
 			return 2
 		}
-		stopController := runController(ctx, ctl, c)
+		stopController := control.Start(ctx, ctl, c)
 		defer stopController()
 		pool = fmt.Sprintf("%d to %d workers sized by the autoscale controller", *workersMin, *workersMax)
 	}
-	fmt.Fprintf(stdout, "sluice demo: embedded nats-server (JetStream) at %s, stream DEMO (%d subjects), durable pull consumer \"demo\", AckWait 5s, budget %d records / %s, %s\n",
+	fmt.Fprintf(stdout, "sluice-dev demo: embedded nats-server (JetStream) at %s, stream DEMO (%d subjects), durable pull consumer \"demo\", AckWait 5s, budget %d records / %s, %s\n",
 		url, *subjects, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), pool)
 	fmt.Fprintln(stdout, "sink latency: 0.2ms, then 5ms from 25% of the run (watch pulls stop and shrink, InProgress keep held messages alive), then 0.5ms from 60%")
 
@@ -241,7 +242,7 @@ func gatherDemoMetrics(reg *prometheus.Registry) demoMetrics {
 }
 
 // demoSource returns the value of a --source (or -source) flag in args,
-// "" when there is none, so that `sluice demo` can hand a jetstream demo
+// "" when there is none, so that `sluice-dev demo` can hand a jetstream demo
 // to demoJetStream before parsing its own flags.
 func demoSource(args []string) string {
 	for i, a := range args {

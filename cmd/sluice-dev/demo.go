@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/autoscale"
 	"github.com/sluicehq/sluice/consumer"
+	"github.com/sluicehq/sluice/internal/control"
 )
 
 // demoSink stands in for a downstream service whose speed changes: fast,
@@ -184,16 +185,16 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pool := fmt.Sprintf("a fixed pool of %d workers", *workersMax)
 	stopController := func() {}
 	if !*fixed {
-		ctl, err := newController(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, true, log, prometheus.NewRegistry())
+		ctl, err := control.New(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, true, log, prometheus.NewRegistry())
 		if err != nil {
 			fmt.Fprintln(stderr, "demo:", err)
 			return 2
 		}
-		stopController = runController(ctx, ctl, c)
+		stopController = control.Start(ctx, ctl, c)
 		defer stopController()
 		pool = fmt.Sprintf("%d to %d workers sized by the autoscale controller", *workersMin, *workersMax)
 	}
-	fmt.Fprintf(stdout, "sluice demo: embedded Kafka at %s, topic demo (%d partitions), budget %d records / %s, %s\n",
+	fmt.Fprintf(stdout, "sluice-dev demo: embedded Kafka at %s, topic demo (%d partitions), budget %d records / %s, %s\n",
 		brokers[0], *partitions, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), pool)
 	fmt.Fprintln(stdout, "sink latency: 0.2ms, then 5ms from 25% of the run (watch partitions pause), then 0.5ms from 60%")
 

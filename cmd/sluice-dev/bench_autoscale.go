@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/autoscale/sim"
 )
 
-// benchAutoscale runs `sluice bench autoscale`: the real autoscale policy and
+// benchAutoscale runs `sluice-dev bench autoscale`: the real autoscale policy and
 // three baselines (fixed pools at min and max, a naive queue-depth threshold)
 // through the standard scenarios in virtual time. It prints a table per
 // controller, the issue's goals, and, as the last line of stdout, one JSON
@@ -23,7 +23,7 @@ import (
 // DIR/autoscale-<scenario>.svg for each scenario. It exits 1 when a goal is
 // missed and 2 on bad flags.
 func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sluice bench autoscale", flag.ContinueOnError)
+	fs := flag.NewFlagSet("sluice-dev bench autoscale", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		scenarios = fs.String("scenario", "all", "comma-separated scenarios to run, or all")
@@ -36,7 +36,7 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 		noLag     = fs.Bool("no-lag", false, "samples report no broker lag (as core NATS): the policy sizes on admissions")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice bench autoscale [flags]")
+		fmt.Fprintln(stderr, "usage: sluice-dev bench autoscale [flags]")
 		fmt.Fprintln(stderr, "scenarios:", strings.Join(scenarioNames(), ", "))
 		fs.PrintDefaults()
 	}
@@ -47,17 +47,17 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sluice bench autoscale: unexpected arguments %q\n", fs.Args())
+		fmt.Fprintf(stderr, "sluice-dev bench autoscale: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
 	picked, err := pickScenarios(*scenarios)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+		fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 		return 2
 	}
 	cfg := autoscale.Config{Min: *minW, Max: *maxW, MaxStep: *maxStep, Interval: *interval}
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+		fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 		return 2
 	}
 	opts := sim.Options{Seed: *seed, Config: cfg, NoLag: *noLag}
@@ -66,12 +66,12 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 	var cmps []sim.Comparison
 	for _, sc := range picked {
 		if err := ctx.Err(); err != nil {
-			fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+			fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 			return 1
 		}
 		c, err := sim.Compare([]sim.Scenario{sc}, opts)
 		if err != nil {
-			fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+			fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 			return 2
 		}
 		cmps = append(cmps, c...)
@@ -82,13 +82,13 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout)
 	if err := sim.WriteTable(stdout, cmps); err != nil {
-		fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+		fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout)
 	rep := sim.NewReport(*seed, cmps)
 	if err := sim.WriteGoals(stdout, rep.Goals); err != nil {
-		fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+		fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "\nsimulated %d scenarios × %d controllers in %v (virtual time, fluid model at 1 ms)\n",
@@ -102,7 +102,7 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 		for _, c := range cmps {
 			path := filepath.Join(*svgDir, "autoscale-"+c.Scenario.Name+".svg")
 			if err := writeSVGFile(path, c, maxN); err != nil {
-				fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+				fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 				return 1
 			}
 			fmt.Fprintf(stderr, "wrote %s\n", path)
@@ -110,7 +110,7 @@ func benchAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 
 	if err := rep.WriteJSON(stdout); err != nil {
-		fmt.Fprintf(stderr, "sluice bench autoscale: %v\n", err)
+		fmt.Fprintf(stderr, "sluice-dev bench autoscale: %v\n", err)
 		return 1
 	}
 	if !rep.OK {
