@@ -98,7 +98,7 @@ func TestBreakerLetsOneProbeThroughAtATime(t *testing.T) {
 		release := make(chan struct{})
 		var calls atomic.Int64
 		failing := true
-		sink := sinks.Func(func(ctx context.Context, _ *consumer.Message) error {
+		sink := consumer.SinkFunc(func(ctx context.Context, _ *consumer.Message) error {
 			calls.Add(1)
 			if failing {
 				return errors.New("500")
@@ -136,7 +136,7 @@ func TestBreakerLetsOneProbeThroughAtATime(t *testing.T) {
 }
 
 func TestBreakerIgnoresPermanentErrors(t *testing.T) {
-	sink := sinks.Func(func(context.Context, *consumer.Message) error {
+	sink := consumer.SinkFunc(func(context.Context, *consumer.Message) error {
 		return consumer.Permanent(errors.New("400"))
 	})
 	b, err := sinks.NewBreaker(sink, "test", sinks.BreakerConfig{Failures: 2})
@@ -156,7 +156,7 @@ func TestInstrumentCountsResultsByKind(t *testing.T) {
 	errs := []error{nil, consumer.Permanent(errors.New("400")), consumer.RetryAfter(errors.New("429"), time.Second),
 		consumer.Unavailable(errors.New("refused")), context.DeadlineExceeded, errors.New("500"), nil}
 	i := 0
-	s := sinks.Instrument(sinks.Func(func(context.Context, *consumer.Message) error {
+	s := sinks.Instrument(consumer.SinkFunc(func(context.Context, *consumer.Message) error {
 		err := errs[i]
 		i++
 		return err

@@ -15,12 +15,6 @@ import (
 // ErrClosed is returned by Deliver after Close.
 var ErrClosed = errors.New("sink closed")
 
-// Func adapts a function to a consumer.Sink.
-type Func func(ctx context.Context, m *consumer.Message) error
-
-// Deliver calls f.
-func (f Func) Deliver(ctx context.Context, m *consumer.Message) error { return f(ctx, m) }
-
 // Option configures a decorator's collaborators.
 type Option func(*options)
 
