@@ -19,6 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // benchMemory measures the service's resident memory while its sink is far
@@ -54,7 +56,7 @@ func benchMemory(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return fail(fmt.Errorf("no service binary (build it with `make build` or pass --sluice): %w", err))
 	}
 
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -82,7 +84,7 @@ func benchMemory(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	go func() { _ = sink.Serve(sinkLn) }()
 	defer sink.Close()
 
-	httpPort, err := freePort()
+	httpPort, err := testutil.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -197,15 +199,6 @@ func produceAt(ctx context.Context, addr, topic string, rate, size int, produced
 			})
 		}
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func waitPort(ctx context.Context, addr string, timeout time.Duration) error {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 func TestBadNATSEnvironmentNamesTheVariables(t *testing.T) {
@@ -61,7 +63,7 @@ func TestServiceExitsOnBadNATSCredentials(t *testing.T) {
 				"SLUICE_NATS_SUBJECTS=s.>", "SLUICE_NATS_USER=sluice", "SLUICE_NATS_PASSWORD=wrong",
 				"SLUICE_SINK=noop", "SLUICE_HTTP_ADDR=127.0.0.1:0",
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.SyncBuffer
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			code := run(ctx, []string{"run"}, environ, &stdout, &stderr)

@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/kafkatest"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 func TestBadEnvironmentExitsTwoNamingEveryBadVariable(t *testing.T) {
@@ -69,39 +68,11 @@ func TestConfigRedactsSecrets(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestServiceEndpointsAndDrain(t *testing.T) {
 	const n = 500
 	cl, topics := kafkatest.New(t, 3, "svc")
 	cl.Produce(topics[0], n, func(i int) ([]byte, []byte) { return []byte("k"), []byte(fmt.Sprint(i)) })
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	environ := []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(cl.Brokers, ","), "SLUICE_KAFKA_TOPICS=" + topics[0],
 		"SLUICE_KAFKA_GROUP=g-" + topics[0], "SLUICE_HTTP_ADDR=" + addr, "SLUICE_SINK=stdout",
@@ -109,7 +80,7 @@ func TestServiceEndpointsAndDrain(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, environ, &stdout, &stderr) }()
 	base := "http://" + addr

@@ -1,0 +1,64 @@
+// Package testutil holds the helpers that tests and the benchmarks'
+// harnesses share, so that each exists once: a buffer safe for a writer
+// goroutine and a reader, and free TCP ports on 127.0.0.1.
+//
+//	var out testutil.SyncBuffer
+//	go run(ctx, &out)
+//	addr := testutil.FreeAddr(t) // 127.0.0.1:<port>
+package testutil
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer that one goroutine may write (a logger, a
+// sink) while another reads it. The zero value is ready to use.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Bytes returns a copy of what was written so far.
+func (s *SyncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that nothing listened on a
+// moment ago (another process may take it before the caller does).
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr is FreePort as 127.0.0.1:<port>, failing t when there is none.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
