@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // Broker is the cluster the fault suite runs against: an in-process kfake
@@ -42,16 +44,6 @@ type Broker interface {
 	Client(opts ...kgo.Opt) (*kgo.Client, error)
 	// Close stops the broker and the proxy.
 	Close()
-}
-
-// freePort returns a TCP port on 127.0.0.1 that nothing listened on a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // bypass returns a dialer that sends connections for the proxy's address
@@ -90,7 +82,7 @@ func (a advertised) Addr() net.Addr { return a.addr }
 // NewFake starts a one-broker kfake cluster persisting to dir, on a fixed
 // port (so it can restart in place), behind a proxy.
 func NewFake(dir string) (Broker, error) {
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}

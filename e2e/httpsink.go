@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // HTTPSink is the webhook the fault suite points SLUICE_SINK=http at. It
@@ -34,7 +36,7 @@ const PoisonMark = "#poison"
 
 // NewHTTPSink listens on a free loopback port and appends to ledger.
 func NewHTTPSink(ledger string) (*HTTPSink, error) {
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}

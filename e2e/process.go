@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // Process is one running `sluice run`: the real binary, a separate process,
@@ -33,7 +35,7 @@ type Process struct {
 // environment from which every other SLUICE_* variable is removed), its
 // HTTP server on a free loopback port.
 func StartSluice(bin, name, ledger, logFile string, env map[string]string) (*Process, error) {
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}

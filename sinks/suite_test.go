@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/consumer"
 	"github.com/sluicehq/sluice/internal/kafkatest"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/sinktest"
 )
@@ -69,28 +70,10 @@ func TestNoopSuite(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe to read while the sink writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 func TestStdoutSuite(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		New: func(t *testing.T) (consumer.Sink, sinktest.ReadFunc) {
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			return sinks.NewStdout(&buf), func(t *testing.T, _ int) []sinktest.Record { return readLines(t, buf.Bytes()) }
 		},
 		Ordered: true, Headers: true,
