@@ -14,9 +14,38 @@ import (
 // failures, coordinator changes, group joins) to log, tagged
 // component=franz-go, at franz-go's levels, through franz-go's slog
 // adapter, with repeats held back (see quieter).
+//
+// franz-go logs every step of a group's life at Info (joining, syncing,
+// heartbeat loops, metadata updates); Sluice logs the transitions that
+// matter to an operator itself (partitions assigned, revoked, lost), so
+// franz-go's Info records are passed on at Debug. Its warnings and errors
+// (a broker that cannot be reached, a failed heartbeat) keep their level.
 func kafkaLogger(log *slog.Logger) kgo.Logger {
-	return kslog.New(slog.New(newQuieter(log.Handler(), time.Second, time.Minute)).With("component", "franz-go"))
+	h := demoteInfo{newQuieter(log.Handler(), time.Second, time.Minute)}
+	return kslog.New(slog.New(h).With("component", "franz-go"))
 }
+
+// demoteInfo passes Info records on at Debug.
+type demoteInfo struct{ slog.Handler }
+
+func (d demoteInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return d.Handler.Enabled(ctx, l)
+}
+
+func (d demoteInfo) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d demoteInfo) WithAttrs(as []slog.Attr) slog.Handler {
+	return demoteInfo{d.Handler.WithAttrs(as)}
+}
+func (d demoteInfo) WithGroup(name string) slog.Handler { return demoteInfo{d.Handler.WithGroup(name)} }
 
 // quieter is a slog.Handler that lets the first record of each message
 // through and holds back its repeats: the next one goes through after

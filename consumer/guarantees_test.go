@@ -558,7 +558,7 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	})
 	given := time.Now()
 	waitUntil(t, time.Minute, "the other member to deliver from both partitions", func() bool {
-		return other.callsFor(0, given) >= 20 && other.callsFor(1, given) >= 20
+		return other.callsFor(0, given) >= 5 && other.callsFor(1, given) >= 5
 	})
 	silent.Store(false)
 	waitUntil(t, time.Minute, "the quiet member to learn that it lost its partition", func() bool {

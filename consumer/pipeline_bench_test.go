@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,13 +19,22 @@ func BenchmarkPipeline(b *testing.B) {
 	for _, ord := range []Ordering{OrderKey, OrderPartition, OrderNone} {
 		for _, keys := range []int{0, 64} {
 			b.Run(fmt.Sprintf("%s/keys=%d", ord, keys), func(b *testing.B) {
-				benchPipeline(b, ord, keys)
+				benchPipeline(b, ord, keys, false)
 			})
 		}
 	}
 }
 
-func benchPipeline(b *testing.B, ord Ordering, keys int) {
+// BenchmarkPipelineFenced is BenchmarkPipeline with the Kafka source's
+// liveness fence in place, as the service runs: the price of checking the
+// session before every sink call.
+func BenchmarkPipelineFenced(b *testing.B) {
+	for _, live := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fence=%v", live), func(b *testing.B) { benchPipeline(b, OrderKey, 64, live) })
+	}
+}
+
+func benchPipeline(b *testing.B, ord Ordering, keys int, fenced bool) {
 	cfg := Config{Ordering: ord, Workers: 4, Kafka: KafkaConfig{Brokers: []string{"x:1"}, Topics: []string{"t"}}}
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
@@ -32,6 +42,9 @@ func benchPipeline(b *testing.B, ord Ordering, keys int) {
 	win := NewWindow(cfg.MaxRecords, cfg.MaxBytes, cfg.HighWater, cfg.LowWater)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := newPipeline(&cfg, SinkFunc(func(_ context.Context, m *Message) error { return nil }), win, log, newMetrics(prometheus.NewRegistry()))
+	if fenced {
+		p.live = newLiveness(time.Hour, log)
+	}
 	const parts, batch = 8, 1000
 	tps := make([]topicPartition, parts)
 	for i := range tps {
