@@ -83,6 +83,7 @@ var table = []setting{
 	{name: "SINK_MAX_CONCURRENCY", to: "Autoscale.SinkMaxConcurrency", help: "most concurrent deliveries the sink can take (0: no limit beyond what the sink itself declares)"},
 
 	{name: "COMMIT_INTERVAL", to: "Consumer.CommitInterval", help: "how often delivered offsets are committed (also sooner under pressure, on revoke and on shutdown)"},
+	{name: "COMMIT_TIMEOUT", to: "Consumer.CommitTimeout", help: "bound on each commit (on the interval, on revoke, at shutdown), so a coordinator that does not answer cannot hold up a revoke or a shutdown"},
 	{name: "REBALANCE_TIMEOUT", to: "Consumer.RebalanceTimeout", help: "how long a revoke waits for in-flight deliveries of the revoked partitions"},
 	{name: "SHUTDOWN_TIMEOUT", to: "Consumer.ShutdownTimeout", help: "how long shutdown or drain waits for in-flight work; keep it below the pod's grace period"},
 	{name: "RETRY_INITIAL_BACKOFF", to: "Consumer.RetryInitialBackoff", help: "first delay before retrying a failed delivery"},
