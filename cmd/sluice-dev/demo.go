@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,19 +25,30 @@ import (
 
 // demoSink stands in for a downstream service whose speed changes: fast,
 // then slow (so the window fills and partitions pause), then fast again.
-// It records every record id it sees, to count lost and duplicate records.
+// Like a real service it has a capacity: up to demoSinkCapacity calls at
+// once take the base latency, more queue and take proportionally longer,
+// so more workers past that only raise the latency (what the controller
+// has to find). It records every record id it sees, to count lost and
+// duplicate records.
 type demoSink struct {
 	start    time.Time
 	duration time.Duration
+	inflight atomic.Int64
 	mu       sync.Mutex
 	seen     map[uint64]int
 }
 
+// demoSinkCapacity is how many calls the demo sink serves at once at its
+// base latency.
+const demoSinkCapacity = 8
+
+// latency is the base latency of the moment: 0.2ms, then 5ms from 20 % of
+// the run to 65 %, then 0.5ms.
 func (s *demoSink) latency() time.Duration {
 	switch f := float64(time.Since(s.start)) / float64(s.duration); {
-	case f < 0.25:
+	case f < 0.2:
 		return 200 * time.Microsecond
-	case f < 0.6:
+	case f < 0.65:
 		return 5 * time.Millisecond
 	default:
 		return 500 * time.Microsecond
@@ -44,7 +56,10 @@ func (s *demoSink) latency() time.Duration {
 }
 
 func (s *demoSink) Deliver(ctx context.Context, m *consumer.Message) error {
-	t := time.NewTimer(s.latency())
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	d := time.Duration(float64(s.latency()) * max(1, float64(n)/demoSinkCapacity))
+	t := time.NewTimer(d)
 	select {
 	case <-t.C:
 	case <-ctx.Done():
@@ -77,15 +92,15 @@ func (s *demoSink) tally(res *demoResult) {
 }
 
 // runDemo runs the consumer and the producer, calls status every second
-// until the duration has passed (the producer stops at 70 % of it), lets
-// the pipeline catch up with everything produced (30 s at most), and shuts
-// the consumer down the way SIGTERM does.
+// until the duration has passed (the producer runs until then, so there is
+// load to the end), lets the pipeline catch up with everything produced
+// (30 s at most), and shuts the consumer down the way SIGTERM does.
 func runDemo(ctx context.Context, c *consumer.Consumer, duration time.Duration, produced *atomic.Int64,
 	produce func(context.Context) error, status func(), stderr io.Writer) {
 	cctx, stopConsumer := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- c.Run(cctx) }()
-	prodCtx, stopProd := context.WithTimeout(ctx, duration*7/10)
+	prodCtx, stopProd := context.WithTimeout(ctx, duration)
 	defer stopProd()
 	prodDone := make(chan error, 1)
 	go func() { prodDone <- produce(prodCtx) }()
@@ -196,7 +211,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "sluice-dev demo: embedded Kafka at %s, topic demo (%d partitions), budget %d records / %s, %s\n",
 		brokers[0], *partitions, cfg.MaxRecords, humanize.IBytes(uint64(cfg.MaxBytes)), pool)
-	fmt.Fprintln(stdout, "sink latency: 0.2ms, then 5ms from 25% of the run (watch partitions pause), then 0.5ms from 60%")
+	fmt.Fprintf(stdout, "sink: %d calls at once at its base latency, slower beyond (more workers do not help past its limit); "+
+		"base 0.2ms, then 5ms from 20%% of the run (watch the window fill and partitions pause), then 0.5ms from 65%% (watch them resume)\n",
+		demoSinkCapacity)
 
 	var produced atomic.Int64
 	var last uint64
@@ -206,10 +223,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		st := c.Stats()
 		minW, maxW = min(minW, st.Workers), max(maxW, st.Workers)
 		fl := c.FlowState()
-		fmt.Fprintf(stdout, "%4.0fs  produced=%-7d delivered=%-7d rate=%5d/s  window=%3.0f%% (%d rec, %s)  paused=%d/%d  workers=%d busy=%d  sink=%s\n",
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms) // once a second: the stop is negligible
+		fmt.Fprintf(stdout, "%4.0fs  produced=%-7d delivered=%-7d rate=%5d/s  window=%3.0f%% (%d rec, %s)  paused=%d/%d  workers=%d busy=%d  sink=%s  heap=%s\n",
 			time.Since(start).Seconds(), produced.Load(), st.Completed, st.Completed-last,
 			fl.Window.Fill*100, fl.Window.Records, humanize.IBytes(uint64(fl.Window.Bytes)),
-			fl.Paused, len(fl.Partitions), st.Workers, st.Busy, sink.latency())
+			fl.Paused, len(fl.Partitions), st.Workers, st.Busy, sink.latency(), humanize.IBytes(ms.HeapInuse))
 		last = st.Completed
 	}
 	runDemo(ctx, c, *duration, &produced, func(ctx context.Context) error {
