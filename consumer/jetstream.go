@@ -388,7 +388,9 @@ func (s *jsSource) pullSize() (int, int64) {
 // the request early with nothing, which it does when the next message is
 // larger than maxBytes.
 func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
-	fctx, cancel := context.WithTimeout(ctx, s.cfg.PullMaxWait)
+	// Not derived from ctx: at shutdown read hands back what is on its
+	// way before it ends the pull (see read).
+	fctx, cancel := context.WithTimeout(context.Background(), s.cfg.PullMaxWait)
 	defer cancel()
 	opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
 	if maxBytes > 0 {
@@ -400,12 +402,12 @@ func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
 	}
 	s.met.pulls.Inc()
 	s.met.pullRecords.Observe(float64(n))
-	got := s.read(ctx, batch.Messages())
+	got := s.read(ctx, batch.Messages(), cancel)
 	err = batch.Error()
 	switch {
 	case got > 0:
 		s.tooBig, s.bigEmpty = 0, 0
-	case err != nil || fctx.Err() != nil:
+	case err != nil || fctx.Err() != nil || ctx.Err() != nil:
 	case maxBytes > 0:
 		s.tooBig++
 	default:
@@ -419,13 +421,24 @@ func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
 }
 
 // read admits the messages of one pull in batches of what has arrived, and
-// returns how many arrived. If ctx ends (shutdown) it stops admitting and
-// hands the rest straight back to the server.
-func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg) int {
+// returns how many arrived.
+//
+// When ctx ends (shutdown) it stops admitting but does not drop the pull
+// at once: messages the server has already sent are on their way, and a
+// client that unsubscribes drops them, so they would wait out AckWait on
+// the server. It hands back (Nak) what still arrives, until the pull has
+// been quiet for pullQuiet, and only then ends it (stop).
+func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg, stop context.CancelFunc) int {
 	batchMax := s.c.cfg.BatchMax
 	got := 0
 	for {
-		jm, ok := <-ch
+		var jm jetstream.Msg
+		var ok bool
+		select {
+		case jm, ok = <-ch:
+		case <-ctx.Done():
+			return got + s.handBackRest(ch, stop)
+		}
 		if !ok {
 			return got
 		}
@@ -444,26 +457,50 @@ func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg) int {
 				break more
 			}
 		}
-		if ctx.Err() != nil {
-			for open {
-				if jm, ok = <-ch; ok {
-					buf = append(buf, jm)
-				} else {
-					open = false
-				}
-			}
-			got += len(buf)
-			s.handBack(buf, s.met.abandoned)
-			clear(buf)
-			s.buf = buf[:0]
-			return got
-		}
 		got += len(buf)
-		s.admit(buf)
+		if ctx.Err() != nil {
+			s.handBack(buf, s.met.abandoned)
+		} else {
+			s.admit(buf)
+		}
 		clear(buf)
 		s.buf = buf[:0]
 		if !open {
 			return got
+		}
+		if ctx.Err() != nil {
+			return got + s.handBackRest(ch, stop)
+		}
+	}
+}
+
+// pullQuiet is how long a pull must bring nothing, after a shutdown began,
+// before it is dropped: messages the server sent arrive within it.
+const pullQuiet = 200 * time.Millisecond
+
+// handBackRest hands back what the pull still brings until it closes or
+// stays quiet for pullQuiet, then ends it with stop, and hands back what
+// was left in the channel. It returns how many it handed back.
+func (s *jsSource) handBackRest(ch <-chan jetstream.Msg, stop context.CancelFunc) int {
+	n := 0
+	t := time.NewTimer(pullQuiet)
+	defer t.Stop()
+	for {
+		select {
+		case jm, ok := <-ch:
+			if !ok {
+				return n
+			}
+			s.handBack([]jetstream.Msg{jm}, s.met.abandoned)
+			n++
+			t.Reset(pullQuiet)
+		case <-t.C:
+			stop()
+			for jm := range ch {
+				s.handBack([]jetstream.Msg{jm}, s.met.abandoned)
+				n++
+			}
+			return n
 		}
 	}
 }
