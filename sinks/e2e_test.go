@@ -225,19 +225,29 @@ func (s *switchableServer) counts() (distinct, total int) {
 	return len(s.seen), total
 }
 
-// waitDistinct waits until the server holds n distinct records.
-func (s *switchableServer) waitDistinct(t *testing.T, n int, timeout time.Duration) {
+// waitProgress blocks until n distinct records have arrived. It fails the
+// test when none arrives for stall, or when limit has passed.
+func (s *switchableServer) waitProgress(t *testing.T, n int, stall, limit time.Duration) {
 	t.Helper()
-	deadline := time.After(timeout)
+	deadline := time.After(limit)
+	idle := time.NewTimer(stall)
+	defer idle.Stop()
+	last, _ := s.counts()
 	for {
-		if d, _ := s.counts(); d >= n {
+		d, _ := s.counts()
+		if d >= n {
 			return
+		}
+		if d > last {
+			last = d
+			idle.Reset(stall)
 		}
 		select {
 		case <-s.got:
+		case <-idle.C:
+			t.Fatalf("stalled: no new record for %v, %d of %d arrived", stall, d, n)
 		case <-deadline:
-			d, _ := s.counts()
-			t.Fatalf("timed out: %d of %d records arrived", d, n)
+			t.Fatalf("timed out after %v: %d of %d records arrived", limit, d, n)
 		}
 	}
 }
@@ -328,7 +338,7 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	if err := <-produce(warm); err != nil {
 		t.Fatal(err)
 	}
-	srv.waitDistinct(t, warm, time.Minute)
+	srv.waitProgress(t, warm, 30*time.Second, 5*time.Minute)
 	t.Logf("warm-up: %d records in %v", warm, time.Since(start).Round(time.Millisecond))
 
 	// The outage.
@@ -362,7 +372,11 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	// Back up: everything arrives.
 	srv.up(t)
 	upAt := time.Now()
-	srv.waitDistinct(t, warm+records, 3*time.Minute)
+	failedAtUp := counted.failed.Load()
+	// The claim is that everything arrives, not how fast a loaded machine
+	// gets there: the bound is on a stall (nothing new for 30 s), with a
+	// cap well inside the package's timeout.
+	srv.waitProgress(t, warm+records, 30*time.Second, 10*time.Minute)
 	recovery := time.Since(upAt)
 	distinct, total := srv.counts()
 
@@ -384,9 +398,11 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 		t.Errorf("%d distinct records arrived, want %d", distinct, warm+records)
 	}
 	// The sink went down with nothing in flight (the warm-up had all
-	// arrived): a refused request delivered nothing, so nothing comes twice.
-	if total != distinct {
-		t.Errorf("%d duplicates across a sink outage that cut no request short, want 0", total-distinct)
+	// arrived) and a refused request delivers nothing: a record can come
+	// twice only from a request that failed after the sink was back (a
+	// timeout on a loaded machine whose request the server did take).
+	if dups, retried := total-distinct, counted.failed.Load()-failedAtUp; int64(dups) > retried {
+		t.Errorf("%d duplicates, but only %d records were in requests that failed after the sink came back", dups, retried)
 	}
 	if maxWinRecs > maxRecords || maxWinBytes > maxBytes {
 		t.Errorf("window went over budget: %d records, %d bytes", maxWinRecs, maxWinBytes)
@@ -404,20 +420,31 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	}
 }
 
-// countingSink counts the calls that reach the sink (one per message or batch).
+// countingSink counts the calls that reach the sink (one per message or
+// batch), and the records of calls that failed: only those can arrive
+// twice (a request the server took whose answer the client gave up on).
 type countingSink struct {
-	next  *sinks.HTTP
-	calls *atomic.Int64
+	next   *sinks.HTTP
+	calls  *atomic.Int64
+	failed atomic.Int64
 }
 
 func (s *countingSink) Deliver(ctx context.Context, m *consumer.Message) error {
 	s.calls.Add(1)
-	return s.next.Deliver(ctx, m)
+	err := s.next.Deliver(ctx, m)
+	if err != nil {
+		s.failed.Add(1)
+	}
+	return err
 }
 
 func (s *countingSink) DeliverBatch(ctx context.Context, msgs []*consumer.Message) (int, error) {
 	s.calls.Add(1)
-	return s.next.DeliverBatch(ctx, msgs)
+	n, err := s.next.DeliverBatch(ctx, msgs)
+	if err != nil {
+		s.failed.Add(int64(len(msgs) - n))
+	}
+	return n, err
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
