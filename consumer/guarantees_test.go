@@ -160,6 +160,13 @@ func (p *probe) retries(partition int32) int {
 	return n
 }
 
+// last returns the partition of the latest call.
+func (p *probe) last() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[len(p.calls)-1].partition
+}
+
 func (p *probe) sawOffset(partition int32, offset int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -532,7 +539,9 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	byPartition := func(m *consumer.Message) string { return fmt.Sprint(m.Partition) }
 	quiet := newProbe(slow)
 	quiet.lane, quiet.overlap = byPartition, shared
-	other := newProbe(slow)
+	// The other member's sink is fast, so that a partition it is given is
+	// fetched at once, not after a window of slow records has drained.
+	other := newProbe(func(*consumer.Message) error { time.Sleep(time.Millisecond); return nil })
 	other.lane, other.overlap = byPartition, shared
 	cfg := baseConfig(brokers, "lost", "g-lost")
 	cfg.Ordering = consumer.OrderPartition
@@ -541,8 +550,9 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	regQuiet := prometheus.NewRegistry()
 	stopQuiet := run(t, newMember(t, cfg, "quiet", quiet, consumer.WithRegisterer(regQuiet)))
 	defer stopQuiet()
+	otherCfg := cfg
 	regOther := prometheus.NewRegistry()
-	stopOther := run(t, newMember(t, cfg, "other", other, consumer.WithRegisterer(regOther)))
+	stopOther := run(t, newMember(t, otherCfg, "other", other, consumer.WithRegisterer(regOther)))
 	defer stopOther()
 	assigned := func(reg *prometheus.Registry) float64 {
 		return kafkaMetric(t, reg, "sluice_rebalances_total", "event", "assigned")
@@ -552,13 +562,14 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	})
 
 	otherHad := assigned(regOther)
+	moved := quiet.last() // the quiet member's partition, which the other is to be given
 	silent.Store(true)
 	waitUntil(t, time.Minute, "the other member to be given the quiet member's partition", func() bool {
 		return assigned(regOther) > otherHad
 	})
 	given := time.Now()
-	waitUntil(t, time.Minute, "the other member to deliver from both partitions", func() bool {
-		return other.callsFor(0, given) >= 5 && other.callsFor(1, given) >= 5
+	waitUntil(t, time.Minute, "the other member to deliver from the partition it was given", func() bool {
+		return other.callsFor(moved, given) >= 1
 	})
 	silent.Store(false)
 	waitUntil(t, time.Minute, "the quiet member to learn that it lost its partition", func() bool {
