@@ -326,6 +326,7 @@ func (k *kafkaSource) resume(parts []*partition) { k.cl.ResumeFetchPartitions(to
 // then exits, the partitions wait for this member's session to expire, and
 // nothing uncommitted is lost (the final commit came before).
 func (k *kafkaSource) close() {
+	defer k.c.pipe.live.timer.Stop()
 	k.cl.AllowRebalance()
 	ctx, cancel := context.WithDeadline(context.Background(), k.c.closeBy)
 	defer cancel()

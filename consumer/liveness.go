@@ -46,6 +46,12 @@ type liveness struct {
 	holdTill atomic.Int64 // no delivery before this (ns since origin), after a long silence
 	inflight atomic.Int32 // JoinGroup and SyncGroup requests in flight
 	fenced   atomic.Bool  // a worker found the member fenced and logged it
+	// suspect is set by a timer when the session's proof of life runs
+	// out, and cleared by the next answer: workers read it before every
+	// record (an atomic load), and the clock only when it is set or every
+	// 16th record (see pipeline.deliver).
+	suspect atomic.Bool
+	timer   *time.Timer
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when the member may have come back
@@ -57,6 +63,7 @@ const afterSilence = time.Second
 
 func newLiveness(session time.Duration, log *slog.Logger) *liveness {
 	l := &liveness{session: session, log: log, origin: time.Now(), changed: make(chan struct{})}
+	l.timer = time.AfterFunc(session, func() { l.suspect.Store(true) })
 	return l
 }
 
@@ -145,6 +152,9 @@ func (l *liveness) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E)
 			break
 		}
 	}
+	// The proof of life now runs out session after written.
+	l.suspect.Store(false)
+	l.timer.Reset(time.Duration(l.alive.Load() + int64(l.session) - l.now()))
 	if l.fenced.CompareAndSwap(true, false) {
 		l.log.Info("the group coordinator answers again; deliveries go on", "reason", "session_answered")
 	}

@@ -469,11 +469,11 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	// autoscaler to see a slow sink's progress.
 	counted := done
 	for i, m := range batch[done:] {
-		// The fence is checked before the first record and every 16th
-		// after it: a clock reading per record would cost several per
-		// cent of a fast sink's throughput, and a batch of records that
-		// fast ends within microseconds anyway.
-		if part.leaving.Load() || (i&15 == 0 && !p.mayDeliver(ctx)) {
+		// The fence: the clock is read before the first record, every
+		// 16th after it, and whenever the liveness timer has marked the
+		// session suspect (a clock reading per record would cost several
+		// per cent of a fast sink's throughput).
+		if part.leaving.Load() || ((i&15 == 0 || p.suspect()) && !p.mayDeliver(ctx)) {
 			break
 		}
 		if !p.deliverOne(ctx, m) {
@@ -495,6 +495,10 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	}
 	return done
 }
+
+// suspect reports whether the liveness timer has marked the session
+// suspect (see liveness.suspect).
+func (p *pipeline) suspect() bool { return p.live != nil && p.live.suspect.Load() }
 
 // mayDeliver waits while the member is fenced (see liveness) and reports
 // whether it may call the sink: false once ctx (the partition's) ends.
