@@ -35,15 +35,14 @@ import (
 type probe struct {
 	fail func(m *consumer.Message) error
 	// lane names what may not be delivered twice at once (default:
-	// partition and key); overlap, when set, is shared with other probes.
+	// partition and key); overlap counts such deliveries, and may be
+	// shared with other probes (members of one group).
 	lane    func(m *consumer.Message) string
 	overlap *overlapTracker
 
-	mu       sync.Mutex
-	calls    []probeCall
-	running  map[string]int
-	overlaps []string
-	ok       map[[2]int64]int
+	mu    sync.Mutex
+	calls []probeCall
+	ok    map[[2]int64]int
 }
 
 type probeCall struct {
@@ -54,7 +53,7 @@ type probeCall struct {
 }
 
 func newProbe(fail func(m *consumer.Message) error) *probe {
-	return &probe{fail: fail, running: map[string]int{}, ok: map[[2]int64]int{}}
+	return &probe{fail: fail, overlap: newOverlapTracker(), ok: map[[2]int64]int{}}
 }
 
 // overlapTracker counts deliveries of one lane running at the same time,
@@ -63,6 +62,14 @@ type overlapTracker struct {
 	mu       sync.Mutex
 	running  map[string]int
 	overlaps []string
+}
+
+func newOverlapTracker() *overlapTracker { return &overlapTracker{running: map[string]int{}} }
+
+func (o *overlapTracker) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.overlaps...)
 }
 
 func (o *overlapTracker) begin(lane string, offset int64) {
@@ -87,23 +94,9 @@ func (p *probe) Deliver(ctx context.Context, m *consumer.Message) error {
 	}
 	p.mu.Lock()
 	p.calls = append(p.calls, probeCall{m.Partition, m.Offset, time.Now(), ctx.Err() == nil})
-	if p.overlap == nil {
-		if p.running[key] > 0 {
-			p.overlaps = append(p.overlaps, fmt.Sprintf("%s offset %d", key, m.Offset))
-		}
-		p.running[key]++
-	}
 	p.mu.Unlock()
-	if p.overlap != nil {
-		p.overlap.begin(key, m.Offset)
-		defer p.overlap.end(key)
-	} else {
-		defer func() {
-			p.mu.Lock()
-			p.running[key]--
-			p.mu.Unlock()
-		}()
-	}
+	p.overlap.begin(key, m.Offset)
+	defer p.overlap.end(key)
 	var err error
 	if p.fail != nil {
 		err = p.fail(m)
@@ -184,35 +177,9 @@ func (p *probe) delivered() int {
 	return len(p.ok)
 }
 
-func (p *probe) overlapping() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.overlaps...)
-}
+func (p *probe) overlapping() []string { return p.overlap.list() }
 
 var errOffset50 = errors.New("offset 50 is refused")
-
-// kafkaMetric reads one labelled sample of a counter from reg (0 when absent).
-func kafkaMetric(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
 
 // failAt50 refuses offset 50 of every partition, for ever: a transient
 // error, so without a dead-letter destination the record blocks its lane.
@@ -312,7 +279,7 @@ func TestRevokedPartitionGetsNoMoreDeliveriesAndComesBackWithoutOverlap(t *testi
 	waitUntil(t, time.Minute, "offset 50 of both partitions to reach the sink", func() bool {
 		return first.sawOffset(0, 50) && first.sawOffset(1, 50)
 	})
-	assigned := func() float64 { return kafkaMetric(t, reg, "sluice_rebalances_total", "event", "assigned") }
+	assigned := func() float64 { return counterWith(t, reg, "sluice_rebalances_total", "assigned") }
 
 	second := newProbe(failAt50)
 	stop2 := run(t, newMember(t, cfg, "second", second))
@@ -534,7 +501,7 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	// silence begins the quiet member holds records for longer than its
 	// session, so without the fence it would still be delivering them when
 	// the other member starts on the same partition.
-	shared := &overlapTracker{running: map[string]int{}}
+	shared := newOverlapTracker()
 	slow := func(*consumer.Message) error { time.Sleep(40 * time.Millisecond); return nil }
 	byPartition := func(m *consumer.Message) string { return fmt.Sprint(m.Partition) }
 	quiet := newProbe(slow)
@@ -555,7 +522,7 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	stopOther := run(t, newMember(t, otherCfg, "other", other, consumer.WithRegisterer(regOther)))
 	defer stopOther()
 	assigned := func(reg *prometheus.Registry) float64 {
-		return kafkaMetric(t, reg, "sluice_rebalances_total", "event", "assigned")
+		return counterWith(t, reg, "sluice_rebalances_total", "assigned")
 	}
 	waitUntil(t, time.Minute, "both members to deliver", func() bool {
 		return quiet.delivered() > 10 && other.delivered() > 10
@@ -573,12 +540,12 @@ func TestLostPartitionsAreNotDeliveredBesideTheirNewOwner(t *testing.T) {
 	})
 	silent.Store(false)
 	waitUntil(t, time.Minute, "the quiet member to learn that it lost its partition", func() bool {
-		return kafkaMetric(t, regQuiet, "sluice_rebalances_total", "event", "lost") > 0
+		return counterWith(t, regQuiet, "sluice_rebalances_total", "lost") > 0
 	})
 	waitUntil(t, 2*time.Minute, "every record to be delivered", func() bool {
 		return len(union(quiet, other)) == n
 	})
-	if o := shared.overlaps; len(o) > 0 {
+	if o := shared.list(); len(o) > 0 {
 		t.Errorf("%d sink calls began while the other member was delivering the same partition, e.g. %s", len(o), o[0])
 	}
 }
