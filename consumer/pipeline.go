@@ -466,8 +466,14 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	}
 	// Completions are counted in groups so that workers do not all write
 	// one shared counter for every record, and often enough for the
-	// autoscaler to see a slow sink's progress.
+	// autoscaler to see a slow sink's progress. The sink time of a group is
+	// counted with it: counted only at the end of a batch, the time of a
+	// batch of 256 slow records (seconds) would land in one sampling
+	// interval and its completions in the ones before, and the autoscaler
+	// would read a sink time per record and a busy ratio that swing by
+	// tens of times from one interval to the next.
 	counted := done
+	mark := start
 	for i, m := range batch[done:] {
 		// The fence: the clock is read before the first record, every
 		// 16th after it, and whenever the liveness timer has marked the
@@ -481,17 +487,20 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 		}
 		done++
 		if done-counted == 16 {
+			now := time.Now()
+			p.busyNanos.Add(int64(now.Sub(mark)))
+			p.sinkNanos.Add(int64(now.Sub(mark)))
 			p.completed.Add(16)
-			counted = done
+			counted, mark = done, now
 		}
 	}
+	now := time.Now()
 	p.completed.Add(uint64(done - counted))
-	d := time.Since(start)
 	p.busy.Add(-1)
-	p.busyNanos.Add(int64(d))
-	p.sinkNanos.Add(int64(d))
+	p.busyNanos.Add(int64(now.Sub(mark)))
+	p.sinkNanos.Add(int64(now.Sub(mark)))
 	if done > 0 {
-		p.met.observeDelivery(d, done)
+		p.met.observeDelivery(now.Sub(start), done)
 	}
 	return done
 }
