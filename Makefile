@@ -9,7 +9,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build build-dev test vet test-unit test-kafka test-k8s test-monitoring chaos chaos-long check check-long fuzz demo bench readme image
+.PHONY: build build-dev test vet test-unit test-kafka test-k8s test-monitoring chaos chaos-long check check-long fuzz demo bench readme image image-check
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
@@ -87,8 +87,17 @@ demo:
 bench: build build-dev
 	./bin/sluice-dev bench overhead
 
+# The OCI image without a container engine (scripts/image.sh): amd64 and
+# arm64, reproducible (the commit's time as SOURCE_DATE_EPOCH), written to
+# bin/image/ (an OCI layout) and bin/sluice-image.tar; prints its digest.
+# image-check builds it twice, the second time with an empty Go build cache,
+# and fails unless the digests match. (The Dockerfile describes the same
+# image for a container engine: docker build --build-arg VERSION=... .)
 image:
-	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/sluicehq/sluice:$(VERSION) .
+	VERSION=$(VERSION) scripts/image.sh build
+
+image-check:
+	VERSION=$(VERSION) scripts/image.sh check
 
 # readme regenerates the environment table in README.md from the code.
 readme:
