@@ -655,7 +655,7 @@ func (r *schedRun) sample(ctx context.Context) {
 				flagged[m.name+"rss"] = true
 				r.rec.Violate("rss", "%s RSS %.1f MiB, budget %.1f MiB", m.name, mib(rss), mib(r.res.RSSBudget))
 			}
-			f, err := readFlow(ctx, m.p.HTTPAddr)
+			f, err := readFlow(ctx, m.p.AdminAddr)
 			if err != nil {
 				continue
 			}

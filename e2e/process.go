@@ -19,10 +19,11 @@ import (
 // its stdout (the stdout sink's JSON lines) appended to a ledger file and
 // its stderr (JSON logs) to a log file.
 type Process struct {
-	Name     string
-	HTTPAddr string
-	Ledger   string // path of this process's ledger file
-	LogFile  string
+	Name      string
+	HTTPAddr  string // public: /metrics, /healthz, /readyz
+	AdminAddr string // admin: /drain, /debug/flow, /debug/pprof/
+	Ledger    string // path of this process's ledger file
+	LogFile   string
 
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -33,9 +34,13 @@ type Process struct {
 
 // StartSluice runs bin with the given SLUICE_* settings (on top of an
 // environment from which every other SLUICE_* variable is removed), its
-// HTTP server on a free loopback port.
+// HTTP server and its admin server on free loopback ports.
 func StartSluice(bin, name, ledger, logFile string, env map[string]string) (*Process, error) {
 	port, err := testutil.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	adminPort, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -48,15 +53,15 @@ func StartSluice(bin, name, ledger, logFile string, env map[string]string) (*Pro
 		out.Close()
 		return nil, err
 	}
-	p := &Process{Name: name, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), Ledger: ledger, LogFile: logFile,
-		done: make(chan struct{}), out: out, errf: errf}
+	p := &Process{Name: name, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), AdminAddr: fmt.Sprintf("127.0.0.1:%d", adminPort),
+		Ledger: ledger, LogFile: logFile, done: make(chan struct{}), out: out, errf: errf}
 	var environ []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SLUICE_") {
 			environ = append(environ, kv)
 		}
 	}
-	environ = append(environ, "SLUICE_HTTP_ADDR="+p.HTTPAddr)
+	environ = append(environ, "SLUICE_HTTP_ADDR="+p.HTTPAddr, "SLUICE_ADMIN_ADDR="+p.AdminAddr)
 	if _, ok := env["SLUICE_SINK"]; !ok {
 		environ = append(environ, "SLUICE_SINK=stdout")
 	}
@@ -140,11 +145,11 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
-// Flow reads /debug/flow.
+// Flow reads /debug/flow (on the admin address).
 func (p *Process) Flow(ctx context.Context) (*Flow, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+"/debug/flow", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.AdminAddr+"/debug/flow", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -170,9 +175,10 @@ func (p *Process) Ready(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Drain POSTs /drain and waits for the answer.
+// Drain POSTs /drain to the admin address, as the preStop hook's `sluice
+// drain` does, and waits for the answer.
 func (p *Process) Drain(ctx context.Context) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.HTTPAddr+"/drain", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.AdminAddr+"/drain", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

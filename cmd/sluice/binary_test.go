@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -12,13 +15,7 @@ import (
 // Kafka cluster, the NATS server and the autoscale simulator belong to
 // sluice-dev (demo and benchmarks), never to what runs in production.
 func TestServiceBinaryLinksTheServiceOnly(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "sluice")
-	// The image builds with CGO_ENABLED=0 -trimpath; the module list is the
-	// same either way, and the default flags reuse the build cache.
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := sluiceBinary(t)
 	out, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go version -m: %v\n%s", err, out)
@@ -50,4 +47,33 @@ func TestServiceBinaryLinksTheServiceOnly(t *testing.T) {
 			}
 		}
 	}
+}
+
+var (
+	binOnce sync.Once
+	binDir  string // removed by TestMain
+	binPath string
+	binErr  error
+)
+
+// sluiceBinary builds the service binary once for the package's tests that
+// run it as a process. The image builds with CGO_ENABLED=0 -trimpath; the
+// module list and the behaviour are the same either way, and the default
+// flags reuse the build cache.
+func sluiceBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "sluice-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
 }

@@ -61,7 +61,7 @@ func TestServiceExitsOnBadNATSCredentials(t *testing.T) {
 			environ := []string{
 				"SLUICE_SOURCE=" + source, "SLUICE_NATS_URL=" + srv.ClientURL(), "SLUICE_NATS_STREAM=S",
 				"SLUICE_NATS_SUBJECTS=s.>", "SLUICE_NATS_USER=sluice", "SLUICE_NATS_PASSWORD=wrong",
-				"SLUICE_SINK=noop", "SLUICE_HTTP_ADDR=127.0.0.1:0",
+				"SLUICE_SINK=noop", "SLUICE_HTTP_ADDR=127.0.0.1:0", "SLUICE_ADMIN_ADDR=127.0.0.1:0",
 			}
 			var stdout, stderr testutil.SyncBuffer
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

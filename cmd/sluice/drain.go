@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -9,14 +10,17 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/config"
 )
 
 // drainCmd asks a local sluice to drain: the pod's preStop hook runs it,
-// since a distroless image has no curl.
+// since a distroless image has no curl. It talks to the admin address,
+// where /drain is served (the public one refuses it).
 func drainCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "address of sluice's HTTP server (default: from SLUICE_HTTP_ADDR, else :8080)")
+	addr := fs.String("addr", "", "sluice's admin address (default: SLUICE_ADMIN_ADDR, else "+defaultOf("SLUICE_ADMIN_ADDR")+")")
 	timeout := fs.Duration("timeout", 0, "how long to wait (default: SLUICE_SHUTDOWN_TIMEOUT + 10s)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -27,13 +31,10 @@ func drainCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		vars[k] = v
 	}
 	if *addr == "" {
-		*addr = vars["SLUICE_HTTP_ADDR"]
-		if *addr == "" {
-			*addr = ":8080"
-		}
+		*addr = cmp.Or(vars["SLUICE_ADMIN_ADDR"], defaultOf("SLUICE_ADMIN_ADDR"))
 	}
 	if *timeout == 0 {
-		d, err := time.ParseDuration(vars["SLUICE_SHUTDOWN_TIMEOUT"])
+		d, err := time.ParseDuration(cmp.Or(vars["SLUICE_SHUTDOWN_TIMEOUT"], defaultOf("SLUICE_SHUTDOWN_TIMEOUT")))
 		if err != nil {
 			d = 30 * time.Second
 		}
@@ -62,4 +63,16 @@ func drainCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		return 1
 	}
 	return 0
+}
+
+// defaultOf is the documented default of a variable (config.Vars), so that
+// drain, which does not load the whole configuration (a preStop hook must
+// not fail on it), uses the service's own.
+func defaultOf(name string) string {
+	for _, v := range config.Vars() {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
 }

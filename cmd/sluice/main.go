@@ -34,7 +34,7 @@ const usage = `usage: sluice [command]
 commands:
   run       run the service (the default); configured by SLUICE_* variables
   config    validate the configuration and print it (--env: list every variable)
-  drain     ask the local service to drain (--addr, default from SLUICE_HTTP_ADDR)
+  drain     ask the local service to drain (--addr, default SLUICE_ADMIN_ADDR)
   version   print the version
 
 The demo and the benchmarks are a separate command, sluice-dev

@@ -72,27 +72,25 @@ func TestServiceEndpointsAndDrain(t *testing.T) {
 	const n = 500
 	cl, topics := kafkatest.New(t, 3, "svc")
 	cl.Produce(topics[0], n, func(i int) ([]byte, []byte) { return []byte("k"), []byte(fmt.Sprint(i)) })
-	addr := testutil.FreeAddr(t)
+	addr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	environ := []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(cl.Brokers, ","), "SLUICE_KAFKA_TOPICS=" + topics[0],
-		"SLUICE_KAFKA_GROUP=g-" + topics[0], "SLUICE_HTTP_ADDR=" + addr, "SLUICE_SINK=stdout",
-		"SLUICE_COMMIT_INTERVAL=100ms", "SLUICE_KAFKA_FETCH_MAX_WAIT=100ms",
+		"SLUICE_KAFKA_GROUP=g-" + topics[0], "SLUICE_HTTP_ADDR=" + addr, "SLUICE_ADMIN_ADDR=" + adminAddr,
+		"SLUICE_SINK=stdout", "SLUICE_COMMIT_INTERVAL=100ms", "SLUICE_KAFKA_FETCH_MAX_WAIT=100ms",
+		"SLUICE_DRAIN_EXIT_AFTER=1m", // longer than the test: the process waits for its signal
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, environ, &stdout, &stderr) }()
-	base := "http://" + addr
+	base, admin := "http://"+addr, "http://"+adminAddr
 
 	get := func(path string) (int, string) {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return httpDo(http.MethodGet, base+path)
+	}
+	getAdmin := func(path string) (int, string) {
+		return httpDo(http.MethodGet, admin+path)
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
@@ -115,7 +113,19 @@ func TestServiceEndpointsAndDrain(t *testing.T) {
 			t.Errorf("/metrics lacks %q", m)
 		}
 	}
-	code, body = get("/debug/flow")
+	// The admin endpoints answer on the admin address only.
+	for _, ep := range []struct{ method, path string }{
+		{http.MethodPost, "/drain"}, {http.MethodGet, "/debug/flow"}, {http.MethodGet, "/debug/pprof/"},
+		{http.MethodGet, "/debug/pprof/goroutine"},
+	} {
+		if c, b := httpDo(ep.method, base+ep.path); c != http.StatusNotFound && c != http.StatusMethodNotAllowed {
+			t.Errorf("public %s %s = %d %q, want 404 or 405", ep.method, ep.path, c, b)
+		}
+	}
+	if c, b := getAdmin("/debug/pprof/goroutine?debug=1"); c != 200 || !strings.Contains(b, "goroutine profile") {
+		t.Errorf("admin /debug/pprof/goroutine = %d %.200q", c, b)
+	}
+	code, body = getAdmin("/debug/flow")
 	var flow struct {
 		Window struct {
 			MaxRecords int64 `json:"max_records"`
@@ -128,17 +138,11 @@ func TestServiceEndpointsAndDrain(t *testing.T) {
 		t.Errorf("/debug/flow = %d %s (err %v)", code, body, err)
 	}
 
-	resp, err := http.Post(base+"/drain", "", nil)
-	if err != nil {
-		t.Fatal(err)
+	if c, b := httpDo(http.MethodPost, admin+"/drain"); c != 200 || !strings.Contains(b, "drained") {
+		t.Fatalf("POST /drain = %d %s", c, b)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "drained") {
-		t.Fatalf("POST /drain = %d %s", resp.StatusCode, b)
-	}
-	if c, _ := get("/readyz"); c != http.StatusServiceUnavailable {
-		t.Errorf("/readyz after drain = %d, want 503", c)
+	if c, b := get("/readyz"); c != http.StatusServiceUnavailable || !strings.HasPrefix(b, "not ready: drained: ") {
+		t.Errorf("/readyz after drain = %d %q, want 503 not ready: drained: ...", c, b)
 	}
 	if c, _ := get("/healthz"); c != 200 {
 		t.Errorf("/healthz after drain = %d, want 200: the process lives until its signal", c)
@@ -162,4 +166,20 @@ func TestServiceEndpointsAndDrain(t *testing.T) {
 	if got := strings.Count(stdout.String(), "\n"); got != n {
 		t.Errorf("stdout has %d lines, want %d", got, n)
 	}
+}
+
+// httpDo sends an empty request and returns the status and body (0 and
+// the error's text when there is no answer).
+func httpDo(method, url string) (int, string) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

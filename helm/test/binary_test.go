@@ -289,21 +289,27 @@ func (f *fakeFiles) path(t *testing.T, name string) string {
 
 // TestPreStopDrainCommand runs the chart's preStop command (with /sluice
 // replaced by the binary) the way the kubelet would, inside the container's
-// environment whose SLUICE_HTTP_ADDR is ":<port>", against a stand-in of the
-// service: it must POST /drain to that port and succeed.
+// environment, with config.httpAddr and config.adminAddr set, against two
+// stand-ins of the service's listeners: it must POST /drain to the admin
+// address, once, and never to the public one (which refuses it).
 func TestPreStopDrainCommand(t *testing.T) {
 	bin := sluiceBinary(t)
-	var drained atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var drained, public atomic.Int32
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/drain" {
 			drained.Add(1)
 		}
 		w.WriteHeader(http.StatusOK)
 	}))
-	defer srv.Close()
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	defer admin.Close()
+	pub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		public.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer pub.Close()
+	port := pub.Listener.Addr().(*net.TCPAddr).Port
 
-	vals := merge(readValues(t, "default"), parseValues(t, fmt.Sprintf("config: {httpAddr: \":%d\"}", port)))
+	vals := merge(readValues(t, "default"), parseValues(t, fmt.Sprintf("config: {httpAddr: \":%d\", adminAddr: %q}", port, admin.Listener.Addr().String())))
 	r, err := render(t, loadChart(t), vals, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -337,8 +343,9 @@ func TestPreStopDrainCommand(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", argv, err, out)
 	}
-	if drained.Load() != 1 {
-		t.Fatalf("the preStop command made %d POST /drain requests, want 1", drained.Load())
+	if drained.Load() != 1 || public.Load() != 0 {
+		t.Fatalf("the preStop command made %d POST /drain requests to the admin address (want 1) and %d requests to the public one (want 0)",
+			drained.Load(), public.Load())
 	}
 }
 

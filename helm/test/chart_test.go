@@ -253,6 +253,17 @@ func checkInvariants(t *testing.T, tc matrixCase, vals map[string]any, objs []ob
 	if addr, ok := env["SLUICE_HTTP_ADDR"]; ok && !strings.HasSuffix(addr.Value, ":"+itoa(int(port))) {
 		t.Errorf("containerPort %d does not match SLUICE_HTTP_ADDR %q", port, addr.Value)
 	}
+	// The admin port (drain, pprof, flow state) is never published: in no
+	// containerPort, so no Service can name it.
+	adminAddr := "127.0.0.1:8081" // the binary's default
+	if a, ok := env["SLUICE_ADMIN_ADDR"]; ok {
+		adminAddr = a.Value
+	}
+	for _, p := range c.Ports {
+		if strings.HasSuffix(adminAddr, ":"+itoa(int(p.ContainerPort))) {
+			t.Errorf("containerPort %s/%d publishes the admin address %s", p.Name, p.ContainerPort, adminAddr)
+		}
+	}
 	psc, sc := pod.Spec.SecurityContext, c.SecurityContext
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod securityContext is not non-root with RuntimeDefault seccomp: %+v", psc)

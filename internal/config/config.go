@@ -26,8 +26,10 @@ type Config struct {
 
 	KafkaAuth KafkaAuth // TLS and SASL for every Kafka client (source, sink, dead-letter)
 
-	HTTPAddr string
-	LogLevel string
+	HTTPAddr       string        // /metrics, /healthz, /readyz
+	AdminAddr      string        // /drain, /debug/flow, /debug/pprof/
+	DrainExitAfter time.Duration // exit this long after a drain completes, without a signal
+	LogLevel       string
 }
 
 // Sinks holds every sink's settings; only the one SLUICE_SINK names is
@@ -68,6 +70,8 @@ func serviceDefaults(c *Config) {
 	c.AutoscaleOn = true
 	c.Sink = "stdout"
 	c.HTTPAddr = ":8080"
+	c.AdminAddr = "127.0.0.1:8081"
+	c.DrainExitAfter = 15 * time.Second
 	c.LogLevel = "info"
 	c.KafkaAuth.SASLMechanism = "none"
 }

@@ -243,3 +243,33 @@ func TestFieldErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestListenAddresses: the admin endpoints default to loopback, a port
+// apart from the public one; an address without a port, or the admin
+// address on the public port, is refused naming the variable.
+func TestListenAddresses(t *testing.T) {
+	cfg := load(t, kafkaBase...)
+	if cfg.HTTPAddr != ":8080" || cfg.AdminAddr != "127.0.0.1:8081" || cfg.DrainExitAfter != 15*time.Second {
+		t.Errorf("defaults: http %q admin %q drain exit after %v", cfg.HTTPAddr, cfg.AdminAddr, cfg.DrainExitAfter)
+	}
+	load(t, append(kafkaBase, "SLUICE_HTTP_ADDR=127.0.0.1:0", "SLUICE_ADMIN_ADDR=127.0.0.1:0", "SLUICE_DRAIN_EXIT_AFTER=0")...)
+	for _, tc := range []struct {
+		env  []string
+		name string
+	}{
+		{[]string{"SLUICE_ADMIN_ADDR=localhost"}, "SLUICE_ADMIN_ADDR"},
+		{[]string{"SLUICE_ADMIN_ADDR="}, ""}, // unset: the default
+		{[]string{"SLUICE_HTTP_ADDR=:9090", "SLUICE_ADMIN_ADDR=127.0.0.1:9090"}, "SLUICE_ADMIN_ADDR"},
+		{[]string{"SLUICE_DRAIN_EXIT_AFTER=-1s"}, "SLUICE_DRAIN_EXIT_AFTER"},
+	} {
+		_, err := Load(append(slicesClone(kafkaBase), tc.env...))
+		switch {
+		case tc.name == "" && err != nil:
+			t.Errorf("%v: %v", tc.env, err)
+		case tc.name != "" && (err == nil || !strings.Contains(err.Error(), tc.name)):
+			t.Errorf("%v: error %v does not name %s", tc.env, err, tc.name)
+		}
+	}
+}
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }

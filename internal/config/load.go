@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -248,8 +249,9 @@ func (l *loader) check(cfg *Config) {
 	if as.SinkMaxConcurrency < 0 {
 		l.bad("SINK_MAX_CONCURRENCY", "want 0 (no limit) or more")
 	}
-	if cfg.HTTPAddr == "" {
-		l.bad("HTTP_ADDR", "want host:port or :port")
+	l.checkAddrs(cfg)
+	if cfg.DrainExitAfter < 0 {
+		l.bad("DRAIN_EXIT_AFTER", "want 0 (exit as soon as the drain completes) or a positive duration")
 	}
 	// The consumer fills in a default for 0; here 0 is a mistake.
 	if cfg.Consumer.RetryMaxAttempts < 1 {
@@ -264,6 +266,24 @@ func (l *loader) check(cfg *Config) {
 	l.checkNATSFiles(cfg)
 	l.checkSinks(cfg)
 	l.fieldErrors("Consumer.", cfg.Consumer.Validate())
+}
+
+// checkAddrs checks the two listen addresses: each host:port (or :port),
+// and not the same port, since the admin endpoints must not be served
+// where the public ones are. Port 0 (any free port) may appear twice.
+func (l *loader) checkAddrs(cfg *Config) {
+	ports := map[string]string{}
+	for _, a := range []struct{ name, addr string }{{"HTTP_ADDR", cfg.HTTPAddr}, {"ADMIN_ADDR", cfg.AdminAddr}} {
+		_, port, err := net.SplitHostPort(a.addr)
+		if err != nil || port == "" {
+			l.bad(a.name, "want host:port or :port")
+			continue
+		}
+		if other, dup := ports[port]; dup && port != "0" {
+			l.bad(a.name, "want a port other than "+Prefix+other+"'s: the admin endpoints are not served on the public port")
+		}
+		ports[port] = a.name
+	}
 }
 
 // checkNATSFiles checks what the consumer cannot: that the files nats.go

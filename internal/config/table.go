@@ -123,6 +123,8 @@ var table = []setting{
 	{name: "DLQ_NATS_URL", to: "DLQ.NATSURL", help: "NATS server(s) of SLUICE_DLQ_SUBJECT (default: SLUICE_SINK_NATS_URL)"},
 	{name: "DLQ_POLICY", to: "Consumer.DeadLetterPolicy", help: "without a DLQ, a record given up on is kept retrying (block: its partition stops, fetching pauses) or dropped and counted (drop)"},
 
-	{name: "HTTP_ADDR", to: "HTTPAddr", help: "address of the metrics, health and drain endpoints"},
+	{name: "HTTP_ADDR", to: "HTTPAddr", help: "address of the public endpoints: /metrics, /healthz and /readyz"},
+	{name: "ADMIN_ADDR", to: "AdminAddr", help: "address of the admin endpoints: POST /drain, /debug/flow and /debug/pprof/; keep it on loopback (sluice drain and kubectl port-forward reach it there)"},
+	{name: "DRAIN_EXIT_AFTER", to: "DrainExitAfter", help: "after a drain (POST /drain) completes, the process exits 0 by itself this long after unless a signal ends it first, so a drain with no SIGTERM after it leaves no idle process"},
 	{name: "LOG_LEVEL", to: "LogLevel", help: "debug, info, warn or error"},
 }
