@@ -43,6 +43,11 @@ func TestRefuses(t *testing.T) {
 		{"Kafka client key without its certificate", "config: {kafka: {tls: {key: /etc/kafka/tls.key}}}", "config.kafka.tls.cert and config.kafka.tls.key: set both"},
 		{"ServiceMonitor without the Service", "metrics: {service: {enabled: false}, serviceMonitor: {force: true}}", "metrics.service.enabled"},
 		{"unparsable memory limit", "resources: {limits: {memory: lots}}", "resources.limits.memory"},
+		{"NetworkPolicy letting nobody in", "networkPolicy: {enabled: true}", "networkPolicy.namespaces"},
+		{"namespace name that is not one", "networkPolicy: {enabled: true, namespaces: [Monitoring]}", "namespaces"},
+		{"admin address on the http port", "config: {httpAddr: \":9000\", adminAddr: \"127.0.0.1:9000\"}", "share port 9000"},
+		{"http address on the default admin port", "config: {httpAddr: \":8081\"}", "share port 8081"},
+		{"bad admin address", "config: {adminAddr: localhost}", "adminAddr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vals := merge(readValues(t, "default"), parseValues(t, tc.set))

@@ -126,6 +126,10 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $shutdown }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than config.shutdownTimeout (%s): the kubelet would kill the pod in the middle of its drain. Raise terminationGracePeriodSeconds to at least %d." (int .Values.terminationGracePeriodSeconds) (toString (default "30s" .Values.config.shutdownTimeout)) (add1 (int (ceil $shutdown)))) }}
 {{- end }}
+{{- $adminPort := regexFind "[0-9]+$" (toString (default "127.0.0.1:8081" .Values.config.adminAddr)) }}
+{{- if eq $adminPort (include "sluice.httpPort" .) }}
+{{- fail (printf "config.adminAddr and config.httpAddr share port %s: the admin endpoints (drain, pprof) must not be served where the metrics are; pick another port for either" $adminPort) }}
+{{- end }}
 {{- $c := .Values.config }}
 {{- if eq $c.source "kafka" }}
 {{- if or (not $c.kafka.brokers) (not $c.kafka.topics) }}
