@@ -76,7 +76,7 @@ func configCmd(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(environ)
 	if err != nil {
-		fmt.Fprintln(stderr, "sluice:", err)
+		printErr(stderr, err)
 		return 2
 	}
 	config.Print(stdout, environ, cfg)

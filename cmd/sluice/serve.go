@@ -33,7 +33,7 @@ import (
 func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(environ)
 	if err != nil {
-		fmt.Fprintln(stderr, "sluice:", err)
+		printErr(stderr, err)
 		return 2
 	}
 	warnings := new(lastWarning)
@@ -44,19 +44,19 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 
 	sink, dlq, err := buildSinks(ctx, cfg, stdout, reg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "sluice:", err)
+		printErr(stderr, err)
 		return 2
 	}
 	defer closeSinks(sink, dlq)
 	c, err := consumer.New(cfg.Consumer, sink, consumer.WithLogger(log), consumer.WithRegisterer(reg), consumer.WithDeadLetter(dlq))
 	if err != nil {
-		fmt.Fprintln(stderr, "sluice:", err)
+		printErr(stderr, err)
 		return 2
 	}
 	var ctl *autoscale.Controller
 	if cfg.AutoscaleOn {
 		if ctl, err = control.New(cfg.Autoscale, c, cfg.Consumer.Source == consumer.SourceKafka, log, reg); err != nil {
-			fmt.Fprintln(stderr, "sluice:", err)
+			printErr(stderr, err)
 			return 2
 		}
 	}
@@ -101,10 +101,10 @@ func serve(ctx context.Context, environ []string, stdout, stderr io.Writer) int 
 	}
 	_ = stops.Wait()
 	if err := g.Wait(); err != nil {
-		log.Error("failed", "error", err)
+		log.Error("failed", "error", consumer.RedactText(err.Error()))
 	}
 	if runErr != nil {
-		log.Error("exiting", "error", runErr)
+		log.Error("exiting", "error", consumer.RedactText(runErr.Error()))
 		return 1
 	}
 	return 0
@@ -150,6 +150,12 @@ func (s *listener) serve() error {
 		return fmt.Errorf("%s server: %w", s.name, err)
 	}
 	return nil
+}
+
+// printErr prints an error that stops the service, scrubbed of secrets:
+// a client library's error may quote the URL or DSN it was given in full.
+func printErr(w io.Writer, err error) {
+	fmt.Fprintln(w, "sluice:", consumer.RedactText(err.Error()))
 }
 
 // closeSinks closes the sink and the dead-letter destination (nil when

@@ -76,8 +76,11 @@ func (l *loader) bad(name, want string) {
 // shown is a variable's value as an error may quote it.
 func (l *loader) shown(s setting) string {
 	v := l.vars[Prefix+s.name]
-	if s.secret && !s.file && v != "" {
+	switch {
+	case s.secret && !s.file && v != "":
 		return "<redacted>"
+	case s.url:
+		return consumer.RedactURL(v)
 	}
 	return v
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"github.com/sluicehq/sluice/consumer"
 )
 
 // Var is one variable as the docs show it.
@@ -64,8 +66,11 @@ func Print(w io.Writer, environ []string, cfg *Config) {
 			val = vars[Prefix+s.name]
 		} else {
 			val = format(field(cfg, s.to), s.size, true)
-			if s.secret && val != "" {
+			switch {
+			case s.secret && val != "":
 				val = "<redacted>"
+			case s.url:
+				val = consumer.RedactURL(val)
 			}
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\n", Prefix, s.name, val)

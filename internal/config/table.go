@@ -9,6 +9,7 @@ type setting struct {
 	help string
 
 	secret  bool // redacted by `sluice config` and in errors
+	url     bool // URL(s): shown with the userinfo and query values redacted (consumer.RedactURL)
 	file    bool // the value names a file whose content goes to `to` (X_FILE beside X)
 	size    bool // a byte size with units (64MiB, 1GB)
 	derived bool // left zero unless set: the owner derives it from other settings
@@ -18,7 +19,7 @@ type setting struct {
 var table = []setting{
 	{name: "SOURCE", to: "Consumer.Source", help: "where messages come from: kafka, jetstream (NATS JetStream, at least once) or nats (core NATS, at most once)"},
 
-	{name: "NATS_URL", to: "Consumer.NATS.URL", help: "jetstream and nats sources: server URL(s), comma separated; tls:// requires TLS"},
+	{name: "NATS_URL", to: "Consumer.NATS.URL", url: true, help: "jetstream and nats sources: server URL(s), comma separated; tls:// requires TLS"},
 	{name: "NATS_NAME", to: "Consumer.NATS.Name", help: "jetstream and nats sources: connection name the server shows"},
 	{name: "NATS_STREAM", to: "Consumer.NATS.Stream", help: "jetstream source: the stream to consume (required for SLUICE_SOURCE=jetstream)"},
 	{name: "NATS_CONSUMER", to: "Consumer.NATS.Consumer", help: "jetstream source: durable pull consumer; replicas with the same name share the messages"},
@@ -90,7 +91,7 @@ var table = []setting{
 	{name: "RETRY_MAX_BACKOFF", to: "Consumer.RetryMaxBackoff", help: "longest delay between delivery attempts"},
 
 	{name: "SINK", to: "Sink", help: "where messages go: http, postgres, kafka, nats, file, stdout or noop"},
-	{name: "SINK_HTTP_URL", to: "Sinks.HTTP.URL", help: "http sink: URL the messages are sent to (required for SLUICE_SINK=http)"},
+	{name: "SINK_HTTP_URL", to: "Sinks.HTTP.URL", url: true, help: "http sink: URL the messages are sent to (required for SLUICE_SINK=http)"},
 	{name: "SINK_HTTP_METHOD", to: "Sinks.HTTP.Method", help: "http sink: request method"},
 	{name: "SINK_HTTP_HEADERS", to: "Sinks.HTTP.Headers", secret: true, help: "http sink: extra request headers, comma separated name:value pairs (e.g. Authorization:Bearer x)"},
 	{name: "SINK_HTTP_TIMEOUT", to: "Sinks.HTTP.Timeout", help: "http sink: bound on one request; a timeout is retried"},
@@ -104,7 +105,7 @@ var table = []setting{
 	{name: "SINK_KAFKA_BROKERS", to: "Sinks.Kafka.Brokers", help: "kafka sink: brokers, comma separated host:port (default: SLUICE_KAFKA_BROKERS; TLS and SASL settings are shared)"},
 	{name: "SINK_KAFKA_TOPIC", to: "Sinks.Kafka.Topic", help: "kafka sink: topic the messages are produced to (required for SLUICE_SINK=kafka)"},
 	{name: "SINK_KAFKA_TIMEOUT", to: "Sinks.Kafka.Timeout", help: "kafka sink: bound on producing one record or batch"},
-	{name: "SINK_NATS_URL", to: "Sinks.NATS.URL", help: "nats sink: server URL(s), comma separated"},
+	{name: "SINK_NATS_URL", to: "Sinks.NATS.URL", url: true, help: "nats sink: server URL(s), comma separated"},
 	{name: "SINK_NATS_SUBJECT", to: "Sinks.NATS.Subject", help: "nats sink: subject the messages are published to (required for SLUICE_SINK=nats)"},
 	{name: "SINK_NATS_CORE", to: "Sinks.NATS.Core", help: "nats sink: publish with core NATS (no ack) instead of JetStream"},
 	{name: "SINK_NATS_CREDS_FILE", to: "Sinks.NATSCredsFile", help: "nats sink and NATS dead-letter: credentials file (JWT and NKey)"},
@@ -120,7 +121,7 @@ var table = []setting{
 	{name: "DLQ_TOPIC", to: "DLQ.Topic", help: "Kafka topic records are dead-lettered to (with sluice-dlq-* headers saying where from and why)"},
 	{name: "DLQ_KAFKA_BROKERS", to: "DLQ.KafkaBrokers", help: "brokers of SLUICE_DLQ_TOPIC (default: SLUICE_KAFKA_BROKERS; TLS and SASL settings are shared)"},
 	{name: "DLQ_SUBJECT", to: "DLQ.Subject", help: "NATS subject records are dead-lettered to (JetStream publish), instead of a topic"},
-	{name: "DLQ_NATS_URL", to: "DLQ.NATSURL", help: "NATS server(s) of SLUICE_DLQ_SUBJECT (default: SLUICE_SINK_NATS_URL)"},
+	{name: "DLQ_NATS_URL", to: "DLQ.NATSURL", url: true, help: "NATS server(s) of SLUICE_DLQ_SUBJECT (default: SLUICE_SINK_NATS_URL)"},
 	{name: "DLQ_POLICY", to: "Consumer.DeadLetterPolicy", help: "without a DLQ, a record given up on is kept retrying (block: its partition stops, fetching pauses) or dropped and counted (drop)"},
 
 	{name: "HTTP_ADDR", to: "HTTPAddr", help: "address of the public endpoints: /metrics, /healthz and /readyz"},
