@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/sluicehq/sluice/consumer"
 	"github.com/sluicehq/sluice/internal/kafkatest"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -145,75 +145,49 @@ func (c *childCluster) produce(t *testing.T, n, size int) <-chan error {
 	return done
 }
 
-// switchableServer is an HTTP server that can go down (its port refuses
-// connections) and come back on the same address. It records the
+// switchableServer is the receiving end of the HTTP sink: a
+// testutil.SwitchableServer (it can go down, its port refusing
+// connections, and come back on the same address) that records the
 // (partition, offset) of every record it accepts.
 type switchableServer struct {
-	addr string
+	*testutil.SwitchableServer
 	mu   sync.Mutex
-	srv  *http.Server
 	seen map[[2]int64]int
 	got  chan struct{} // signalled after each accepted request
 }
 
 func newSwitchableServer(t *testing.T) *switchableServer {
 	s := &switchableServer{seen: map[[2]int64]int{}, got: make(chan struct{}, 1)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := testutil.NewSwitchableServer(http.HandlerFunc(s.serve))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.addr = ln.Addr().String()
-	s.serve(ln)
-	t.Cleanup(s.down)
+	s.SwitchableServer = srv
+	t.Cleanup(srv.Close)
 	return s
 }
 
-func (s *switchableServer) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var lines []sinks.Line
-		body, _ := io.ReadAll(r.Body)
-		if err := json.Unmarshal(body, &lines); err != nil {
-			var l sinks.Line
-			if err := json.Unmarshal(body, &l); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			lines = []sinks.Line{l}
+func (s *switchableServer) serve(w http.ResponseWriter, r *http.Request) {
+	var lines []sinks.Line
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &lines); err != nil {
+		var l sinks.Line
+		if err := json.Unmarshal(body, &l); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
-		s.mu.Lock()
-		for _, l := range lines {
-			s.seen[[2]int64{int64(l.Partition), l.Offset}]++
-		}
-		s.mu.Unlock()
-		select {
-		case s.got <- struct{}{}:
-		default:
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})}
-	s.mu.Lock()
-	s.srv = srv
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-}
-
-func (s *switchableServer) down() {
-	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
-	s.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
+		lines = []sinks.Line{l}
 	}
-}
-
-func (s *switchableServer) up(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		t.Fatalf("listen again on %s: %v", s.addr, err)
+	s.mu.Lock()
+	for _, l := range lines {
+		s.seen[[2]int64{int64(l.Partition), l.Offset}]++
 	}
-	s.serve(ln)
+	s.mu.Unlock()
+	select {
+	case s.got <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *switchableServer) counts() (distinct, total int) {
@@ -300,7 +274,7 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	produce := func(n int) <-chan error { return child.produce(t, n, size) }
 
 	srv := newSwitchableServer(t)
-	httpSink, err := sinks.NewHTTP(sinks.HTTPConfig{URL: "http://" + srv.addr + "/hook", Timeout: 2 * time.Second,
+	httpSink, err := sinks.NewHTTP(sinks.HTTPConfig{URL: srv.URL() + "/hook", Timeout: 2 * time.Second,
 		BatchMax: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +316,7 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	t.Logf("warm-up: %d records in %v", warm, time.Since(start).Round(time.Millisecond))
 
 	// The outage.
-	srv.down()
+	srv.Down()
 	downAt := time.Now()
 	produced := produce(records)
 	callsAtDown := calls.Load()
@@ -370,7 +344,9 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	st := c.Stats()
 
 	// Back up: everything arrives.
-	srv.up(t)
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
 	upAt := time.Now()
 	failedAtUp := counted.failed.Load()
 	// The claim is that everything arrives, not how fast a loaded machine

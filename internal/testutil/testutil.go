@@ -1,10 +1,14 @@
 // Package testutil holds the helpers that tests and the benchmarks'
 // harnesses share, so that each exists once: a buffer safe for a writer
-// goroutine and a reader, and free TCP ports on 127.0.0.1.
+// goroutine and a reader, free TCP ports on 127.0.0.1, and an HTTP server
+// that can go down and come back on the same port (a sink outage).
 //
 //	var out testutil.SyncBuffer
 //	go run(ctx, &out)
 //	addr := testutil.FreeAddr(t) // 127.0.0.1:<port>
+//	srv, err := testutil.NewSwitchableServer(handler)
+//	srv.Down() // the port refuses connections
+//	err = srv.Up()
 package testutil
 
 import (
