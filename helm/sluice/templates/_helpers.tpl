@@ -84,6 +84,11 @@ that the probes, the Service and the process can never disagree.
 {{- $port }}
 {{- end }}
 
+{{/* sluice.adminPort: the port of config.adminAddr (the binary's default 127.0.0.1:8081 when unset). */}}
+{{- define "sluice.adminPort" -}}
+{{- regexFind "[0-9]+$" (toString (default "127.0.0.1:8081" .Values.config.adminAddr)) }}
+{{- end }}
+
 {{/*
 sluice.durationSeconds: a Go duration string ("30s", "1m30s", "500ms") as
 seconds (a float). Fails on anything else, naming the value.
@@ -126,7 +131,7 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $shutdown }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than config.shutdownTimeout (%s): the kubelet would kill the pod in the middle of its drain. Raise terminationGracePeriodSeconds to at least %d." (int .Values.terminationGracePeriodSeconds) (toString (default "30s" .Values.config.shutdownTimeout)) (add1 (int (ceil $shutdown)))) }}
 {{- end }}
-{{- $adminPort := regexFind "[0-9]+$" (toString (default "127.0.0.1:8081" .Values.config.adminAddr)) }}
+{{- $adminPort := include "sluice.adminPort" . }}
 {{- if eq $adminPort (include "sluice.httpPort" .) }}
 {{- fail (printf "config.adminAddr and config.httpAddr share port %s: the admin endpoints (drain, pprof) must not be served where the metrics are; pick another port for either" $adminPort) }}
 {{- end }}
