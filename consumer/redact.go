@@ -41,7 +41,9 @@ func RedactURL(u string) string {
 var (
 	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@"']+@`)
 	queryRE    = regexp.MustCompile(`([?&][^=\s&#"']+=)[^&\s#"']*`)
-	secretKVRE = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret|api[_-]?key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)`)
+	// The value: quoted, or up to a space, quote or separator, after an
+	// optional auth scheme (Authorization: Bearer <token>).
+	secretKVRE = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret|api[_-]?key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|(?:(?:bearer|basic|token)\s+)?[^\s"',;&]+)`)
 )
 
 // RedactText scrubs free text (an error message, say) of what usually

@@ -25,8 +25,12 @@ func TestRedactURLAndText(t *testing.T) {
 			t.Errorf("RedactText left %q in %q", s, got)
 		}
 	}
-	if !strings.Contains(got, "dial tcp: refused") {
+	if !strings.Contains(got, "dial tcp: refused") || !strings.Contains(got, `api_key=redacted": dial`) {
 		t.Errorf("RedactText took more than the secrets: %q", got)
+	}
+	// An unquoted scheme and token: the token goes, not only the scheme.
+	if got := RedactText("header Authorization: Bearer b6 rejected"); strings.Contains(got, "b6") || !strings.HasSuffix(got, " rejected") {
+		t.Errorf("RedactText(Authorization: Bearer b6 ...) = %q", got)
 	}
 }
 
