@@ -73,6 +73,9 @@ type Config struct {
 	// dead-letter write see it), so no worker goes on delivering for a
 	// partition this member gives away; the done prefix is then committed
 	// with a deadline of its own (CommitTimeout).
+	//
+	// A Kafka member tells the group coordinator how long to wait for it
+	// to rejoin a rebalance: GroupRebalanceTimeout, derived from this.
 	RebalanceTimeout time.Duration
 	// CommitTimeout bounds each commit (default 10 s): on the interval,
 	// on revoke and at shutdown, each gets a deadline of its own, so a
@@ -168,6 +171,25 @@ func (c *Config) setDefaults() {
 	if c.Source == SourceJetStream || c.Source == SourceNATS {
 		c.NATS.setDefaults(c)
 	}
+}
+
+// heartbeatInterval is the gap between a Kafka member's heartbeats
+// (franz-go's default): a member that is not revoking anything learns that a
+// rebalance has begun at its next heartbeat, and rejoins at once.
+const heartbeatInterval = 3 * time.Second
+
+// GroupRebalanceTimeout is the rebalance timeout a Kafka member sends with
+// its JoinGroup: how long the group coordinator waits for every member to
+// rejoin once a rebalance has begun, holding the whole group (no commit
+// goes through) until they have or the time is up, when it drops the ones
+// missing. Sluice sizes it to the longest a member of its own can take to
+// rejoin, and a second more: a revoke (RebalanceTimeout, then revokeGrace,
+// then a commit bounded by CommitTimeout), or a heartbeat interval for a
+// member with nothing to revoke. With the defaults that is 22 s; franz-go's
+// own default, 60 s, held a group waiting on a member that had died while
+// joining for far longer than any revoke needs.
+func (c *Config) GroupRebalanceTimeout() time.Duration {
+	return max(heartbeatInterval, c.RebalanceTimeout+revokeGrace+c.CommitTimeout) + time.Second
 }
 
 // Validate fills in defaults and reports every invalid field at once.

@@ -135,6 +135,8 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(kc.SessionTimeout),
+		kgo.HeartbeatInterval(heartbeatInterval),
+		kgo.RebalanceTimeout(c.cfg.GroupRebalanceTimeout()),
 		kgo.FetchMaxWait(kc.FetchMaxWait),
 		kgo.FetchMaxBytes(int32(kc.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),

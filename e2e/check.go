@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/consumer"
 )
 
 // The adversarial checker: seeded schedules of membership changes, silent
@@ -49,9 +51,15 @@ const CheckRSSConstant = 96 << 20
 
 // CheckRecoveryBound is the most a fault may stall deliveries after it ends
 // (or, for a member that crashes or falls silent, after it happens): the
-// session timeout, the rebalance timeout, a commit interval and a fetch
-// round, with slack for a 2-core machine under load.
-const CheckRecoveryBound = checkSessionTimeout + checkRebalanceTimeout + 10*time.Second
+// session timeout, the group's rebalance timeout (what the members send the
+// coordinator: consumer.Config.GroupRebalanceTimeout, 5.5 s here), a commit
+// interval and a fetch round, with slack for a 2-core machine under load.
+var CheckRecoveryBound = checkSessionTimeout + checkGroupRebalanceTimeout() + 10*time.Second
+
+func checkGroupRebalanceTimeout() time.Duration {
+	c := consumer.Config{RebalanceTimeout: checkRebalanceTimeout, CommitTimeout: checkCommitTimeout}
+	return c.GroupRebalanceTimeout()
+}
 
 // Checker runs schedules against one source.
 type Checker struct {
@@ -304,6 +312,7 @@ func (r *schedRun) memberEnv(name string) map[string]string {
 		"SLUICE_WORKERS_MAX":               "4",
 		"SLUICE_COMMIT_INTERVAL":           "300ms",
 		"SLUICE_REBALANCE_TIMEOUT":         checkRebalanceTimeout.String(),
+		"SLUICE_COMMIT_TIMEOUT":            checkCommitTimeout.String(),
 		"SLUICE_SHUTDOWN_TIMEOUT":          checkShutdownTimeout.String(),
 		"SLUICE_RETRY_INITIAL_BACKOFF":     "50ms",
 		"SLUICE_RETRY_MAX_BACKOFF":         "500ms",
@@ -314,6 +323,9 @@ func (r *schedRun) memberEnv(name string) map[string]string {
 		e["SLUICE_KAFKA_CLIENT_ID"] = "check-" + name
 	} else {
 		e["SLUICE_NATS_NAME"] = "check-" + name
+	}
+	if l := os.Getenv("SLUICEDEV_CHECK_LOG_LEVEL"); l != "" {
+		e["SLUICE_LOG_LEVEL"] = l // debug shows franz-go's group steps
 	}
 	for k, v := range r.env {
 		e[k] = v

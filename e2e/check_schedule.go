@@ -89,6 +89,7 @@ type Plan struct {
 const (
 	checkSessionTimeout   = 6 * time.Second
 	checkRebalanceTimeout = 1500 * time.Millisecond
+	checkCommitTimeout    = 2 * time.Second
 	checkShutdownTimeout  = 15 * time.Second
 	checkAckWait          = 6 * time.Second // JetStream: the analogue of the session timeout
 	checkMaxMembers       = 3

@@ -85,7 +85,7 @@ var table = []setting{
 
 	{name: "COMMIT_INTERVAL", to: "Consumer.CommitInterval", help: "how often delivered offsets are committed (also sooner under pressure, on revoke and on shutdown)"},
 	{name: "COMMIT_TIMEOUT", to: "Consumer.CommitTimeout", help: "bound on each commit (on the interval, on revoke, at shutdown), so a coordinator that does not answer cannot hold up a revoke or a shutdown"},
-	{name: "REBALANCE_TIMEOUT", to: "Consumer.RebalanceTimeout", help: "how long a revoke waits for in-flight deliveries of the revoked partitions"},
+	{name: "REBALANCE_TIMEOUT", to: "Consumer.RebalanceTimeout", help: "how long a revoke waits for in-flight deliveries of the revoked partitions; Kafka: members ask the group coordinator to wait this + SLUICE_COMMIT_TIMEOUT + 2s (at least 4s; 22s by default) for them to rejoin a rebalance"},
 	{name: "SHUTDOWN_TIMEOUT", to: "Consumer.ShutdownTimeout", help: "how long shutdown or drain waits for in-flight work; keep it below the pod's grace period"},
 	{name: "RETRY_INITIAL_BACKOFF", to: "Consumer.RetryInitialBackoff", help: "first delay before retrying a failed delivery"},
 	{name: "RETRY_MAX_BACKOFF", to: "Consumer.RetryMaxBackoff", help: "longest delay between delivery attempts"},
