@@ -152,6 +152,9 @@ func TestDrainWithoutSignalExitsWithinTheBound(t *testing.T) {
 func TestPreStopDrainThenSIGTERMExitsOnce(t *testing.T) {
 	p := startService(t, append(kafkaEnv(t, 100), "SLUICE_DRAIN_EXIT_AFTER=1m")...)
 	p.waitReady(t)
+	if !waitUntil(time.Minute, func() bool { return strings.Count(p.stdout.String(), "\n") >= 100 }) {
+		t.Fatalf("the 100 records were not delivered within a minute; stderr:\n%s", p.stderr.String())
+	}
 	p.drainCmdRun(t)
 	sent := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {

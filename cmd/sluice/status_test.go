@@ -92,9 +92,14 @@ func TestReadyzExplainsDrainAndShutdown(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			release := make(chan struct{})
 			var releaseOnce sync.Once
+			inFlight := make(chan struct{}, 1) // a delivery reached the sink
 			sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Method == http.MethodHead {
 					return // the readiness ping
+				}
+				select {
+				case inFlight <- struct{}{}:
+				default:
 				}
 				select {
 				case <-release:
@@ -109,6 +114,11 @@ func TestReadyzExplainsDrainAndShutdown(t *testing.T) {
 				"SLUICE_DRAIN_EXIT_AFTER=1m", "SLUICE_SHUTDOWN_TIMEOUT=20s")
 			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before serve's: a failed test ends at once
 			s.readyzUntil(t, "ready", func(c int, _ string) bool { return c == http.StatusOK })
+			select {
+			case <-inFlight:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no delivery reached the sink; stderr:\n%s", s.stderr.String())
+			}
 
 			if how == "signal" {
 				s.cancel() // a delivery is in flight: the shutdown waits for it
