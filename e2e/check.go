@@ -636,6 +636,9 @@ func readFlow(ctx context.Context, addr string) (*flowWindow, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /debug/flow: %s", resp.Status)
+	}
 	var f flowWindow
 	if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
 		return nil, err
@@ -645,6 +648,11 @@ func readFlow(ctx context.Context, addr string) (*flowWindow, error) {
 
 func (r *schedRun) sample(ctx context.Context) {
 	flagged := map[string]bool{}
+	// A member whose /debug/flow never answers would leave the window
+	// invariant unchecked without a word: reads are counted per member, and
+	// one asked ten times (five seconds awake) that never answered is a
+	// violation.
+	asked, answered := map[string]int{}, map[string]int{}
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		var ms []*member
@@ -668,9 +676,18 @@ func (r *schedRun) sample(ctx context.Context) {
 				r.rec.Violate("rss", "%s RSS %.1f MiB, budget %.1f MiB", m.name, mib(rss), mib(r.res.RSSBudget))
 			}
 			f, err := readFlow(ctx, m.p.AdminAddr)
-			if err != nil {
-				continue
+			if ctx.Err() != nil {
+				break
 			}
+			asked[m.name]++
+			if err != nil {
+				if asked[m.name] >= 10 && answered[m.name] == 0 && !flagged[m.name+"flow"] {
+					flagged[m.name+"flow"] = true
+					r.rec.Violate("window", "%s never answered on its admin address's /debug/flow (%d reads): %v", m.name, asked[m.name], err)
+				}
+				continue // frozen since the list was made, or exiting: the peaks are read next time
+			}
+			answered[m.name]++
 			w := f.Window
 			r.mu.Lock()
 			r.res.PeakWindow = max(r.res.PeakWindow, w.PeakRecords, w.Records)
