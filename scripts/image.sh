@@ -6,7 +6,8 @@
 #                            -trimpath, -buildvcs=false), then the multi-arch OCI image:
 #                            the layout in bin/image/, the same as one tar in
 #                            bin/sluice-image.tar (ctr -n k8s.io images import takes it);
-#                            prints the index digest (also in bin/image.digest)
+#                            prints the index digest (also in bin/image.digest; the
+#                            reference in bin/image.ref)
 #   scripts/image.sh check   build twice from the same commit (HEAD, exported by git archive
 #                            into two directories: uncommitted changes are not in it), the
 #                            second time with an empty Go build cache (about 10 minutes on
@@ -54,6 +55,7 @@ case ${1:-build} in
 		rm -rf bin/image && mv bin/image-build/image bin/image
 		mv bin/image-build/sluice-image.tar bin/sluice-image.tar
 		mv bin/image-build/image.digest bin/image.digest
+		echo "$REF" >bin/image.ref
 		echo "$REF@$(cat bin/image.digest)"
 		;;
 	check)

@@ -13,6 +13,8 @@
 #                            helm install / upgrade (fixed -> HPA -> KEDA) / uninstall
 #   scripts/k8s.sh all       chart, lint, server (the default)
 #   scripts/k8s.sh build     only build the tools (kube-apiserver, kubectl, helm)
+#   scripts/k8s.sh tools     build them and print where they are, as shell assignments
+#                            (K8S_VERSION, K8S_BIN, HELM, ETCD; scripts/k8s-cluster.sh reads them)
 #   scripts/k8s.sh up        start etcd + kube-apiserver and leave them running;
 #                            prints the KUBECONFIG; `scripts/k8s.sh down` stops them
 #
@@ -436,6 +438,10 @@ cmd_down() { # stops the processes of one run, by the PIDs it recorded
 
 case ${1:-all} in
 	build) cmd_build ;;
+	tools)
+		cmd_build
+		printf 'K8S_VERSION=%q\nK8S_BIN=%q\nHELM=%q\nETCD=%q\n' "$K8S_VERSION" "$K8S_BIN" "$HELM" "$ETCD"
+		;;
 	chart) timed "chart tests" cmd_chart ;;
 	lint) timed "helm lint" cmd_lint ;;
 	server) timed "API server checks" cmd_server ;;
