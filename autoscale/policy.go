@@ -50,11 +50,22 @@ const (
 //     bottleneck. Step back at once to the size at which latency would
 //     return to its baseline (n × baseline/now, as Gradient2 reasons; the
 //     baseline is the lowest latency seen within ScaleDownWindow), and
-//     learn a ceiling just below the size that failed. No verdict is drawn when latency was already moving before the
-//     increase (the sink changed on its own).
+//     learn a ceiling just below the size that failed. No verdict is drawn
+//     when latency was already rising before the increase with no more
+//     workers (the sink changed on its own; the latencies seen before the
+//     change are forgotten). A rise that followed an earlier increase is
+//     that increase's doing and excuses nothing; and when the size before
+//     the failed increase was itself reached without a verdict and was
+//     already queueing in the sink, the step back may go below it (by one
+//     step down at most). An increase whose extra workers stayed partly
+//     idle while records waited (ordering lanes) is judged by the calls the
+//     sink saw, not by the workers.
 //  3. Confirm a step back at the next sample: if throughput fell with the
 //     workers removed as it would have for a sink that is not saturated,
 //     the latency rise came from the sink, not from us: forget the ceiling.
+//     After a step back held up by that one-step limit, descend: while a
+//     smaller pool keeps (almost) all the throughput, step down again; the
+//     first step that loses throughput in proportion goes back up one step.
 //  4. Little's law: Ideal = (demand + max(Depth, Lag)/DrainTime) × sink
 //     time per record × (1+Headroom), where demand is the production rate
 //     (completions + dLag/dt) when the source reports lag, else the
@@ -92,9 +103,10 @@ type Policy struct {
 	lastChange time.Time
 	pending    string // a reversal held on the previous sample
 
-	probe  *probe  // an increase awaiting its verdict
-	verify *verify // a step back awaiting confirmation
-	bn     bottleneck
+	probe    *probe  // an increase awaiting its verdict
+	verify   *verify // a step back awaiting confirmation
+	unjudged int     // the size reached by the last increase that got no verdict (the sink was changing); 0: none
+	bn       bottleneck
 }
 
 // interval holds the figures of one sampling interval.
@@ -104,6 +116,7 @@ type interval struct {
 	tput      float64       // completions per second
 	errRate   float64
 	busy      float64
+	queued    bool // records were waiting for a worker at the end
 	saturated bool
 	band      float64 // the dead band for this interval
 }
@@ -125,12 +138,20 @@ type lat struct {
 
 type probe struct {
 	from, to    int
-	before, pre interval // the interval before the increase, and the one before that
+	at          time.Time // when the increase was decided (the end of before)
+	before, pre interval  // the interval before the increase, and the one before that
 }
 
 type verify struct {
 	from, to int
-	bad      interval // the interval at the size that failed
+	bad      interval // the interval at from (the size that failed, or the last step of a descent)
+	// descend: the size before the failed increase got no verdict and was
+	// already queueing in the sink, so the sink's limit may lie below the
+	// step back: while a smaller pool keeps the throughput, step down again.
+	descend bool
+	// down: this step is one of that descent; if it loses throughput, the
+	// pool goes back to from.
+	down bool
 }
 
 // bottleneck is what the policy learned about the sink's capacity.
@@ -177,13 +198,33 @@ func (p *Policy) Decide(s Sample) Decision {
 	p.addPoint(s)
 	d.DepthSlope, _ = p.slopes()
 
-	// Rule 3: confirm a step back.
+	// Rule 3: confirm a step back, or go on with a descent.
 	if v := p.verify; v != nil {
 		p.verify = nil
-		if n == v.to && !p.confirmed(v, iv) {
-			p.bn = bottleneck{}
-			if p.lastDir == Down {
-				p.lastDir = "" // the step back was a mistake: regrowth is no reversal
+		if n == v.to {
+			lost, proportional := v.lost(iv)
+			switch {
+			case v.down && iv.saturated && lost > kept*proportional:
+				// The descent went below the sink's limit: back to the
+				// last size that kept the throughput.
+				p.bn.good = v.from
+				p.prevInterval, p.last = p.last, iv
+				return p.finish(d, s, v.from, ReasonSinkBottleneck)
+			case !v.down && !p.confirmed(v, iv):
+				p.bn = bottleneck{}
+				if p.lastDir == Down {
+					p.lastDir = "" // the step back was a mistake: regrowth is no reversal
+				}
+			case v.descend && iv.saturated && lost <= futile*proportional:
+				// The smaller pool lost (almost) none of the throughput:
+				// the workers removed only queued inside the sink, which
+				// may still be past its limit. Step down again.
+				if next := max(p.lo, v.to-p.cfg.stepDown(v.to)); next < v.to {
+					p.verify = &verify{from: v.to, to: next, bad: iv, descend: true, down: true}
+					p.bn.good = next
+					p.prevInterval, p.last = p.last, iv
+					return p.finish(d, s, next, ReasonSinkBottleneck)
+				}
 			}
 		}
 	}
@@ -191,10 +232,10 @@ func (p *Policy) Decide(s Sample) Decision {
 	if pr := p.probe; pr != nil {
 		p.probe = nil
 		if n == pr.to {
-			if back, bad := p.judge(pr, iv, s.At); bad {
-				p.verify = &verify{from: pr.to, to: back, bad: iv}
+			if v := p.judge(pr, iv, s.At); v != nil {
+				p.verify = v
 				p.prevInterval, p.last = p.last, iv
-				return p.finish(d, s, back, ReasonSinkBottleneck)
+				return p.finish(d, s, v.to, ReasonSinkBottleneck)
 			}
 		}
 	}
@@ -285,7 +326,7 @@ func (p *Policy) up(s Sample, iv interval, d *Decision, r int, demand float64, p
 		return n, ReasonReversalGuard
 	}
 	if iv.latency > 0 {
-		p.probe = &probe{from: n, to: t, before: iv, pre: p.prevInterval}
+		p.probe = &probe{from: n, to: t, at: s.At, before: iv, pre: p.prevInterval}
 	}
 	return t, reason
 }
@@ -327,23 +368,40 @@ func (p *Policy) reversal(dir string, now time.Time, pendingBefore string) bool 
 	return true
 }
 
-// judge draws the verdict on an increase (rule 2). It returns the size to
-// step back to and true when the sink is the bottleneck.
-func (p *Policy) judge(pr *probe, iv interval, now time.Time) (int, bool) {
+// judge draws the verdict on an increase (rule 2). When the sink is the
+// bottleneck it returns the step back to take and verify; else nil.
+func (p *Policy) judge(pr *probe, iv interval, now time.Time) *verify {
 	b := pr.before
+	unjudged := p.unjudged
+	p.unjudged = pr.to // until a verdict is drawn below
 	if !b.saturated || b.latency <= 0 || iv.latency <= 0 || b.tput <= 0 {
-		return 0, false // the increase was no test of the sink
+		return nil // the increase was no test of the sink
 	}
 	tol := p.cfg.LatencyTolerance
-	if pr.pre.latency > 0 && b.latency > time.Duration(float64(pr.pre.latency)*(1+tol)) {
-		return 0, false // latency was already rising: the sink changed on its own
+	// Latency already rising before the increase, with no more workers than
+	// the interval before: the sink changed on its own, and the latencies
+	// seen before the change no longer describe it. When the pool had grown
+	// in between, the rise is (at least partly) that growth's doing: judged
+	// here, or a chain of increases, each one's rise excusing the next,
+	// would escape every verdict (a sink that slowed 25x at its capacity of
+	// 8 saw the pool go 8 -> 16 -> 32 -> 64 and stay there).
+	if pr.pre.latency > 0 && pr.pre.workers >= b.workers && b.latency > time.Duration(float64(pr.pre.latency)*(1+tol)) {
+		p.forgetLatencies(pr.at)
+		return nil
 	}
 	if pr.pre.errRate > 0 && b.errRate-pr.pre.errRate > p.cfg.ErrorThreshold/2 {
-		return 0, false // so were errors
+		return nil // so were errors
 	}
+	p.unjudged = 0
 	g := float64(pr.to)/float64(pr.from) - 1
+	if !iv.saturated && iv.queued {
+		// Records waited, yet not every worker was busy: something else
+		// (ordering lanes) capped the calls the sink saw. Judge the
+		// increase by the calls it added, not by the workers.
+		g = iv.busy*float64(pr.to)/(b.busy*float64(pr.from)) - 1
+	}
 	gain := iv.tput/b.tput - 1
-	paid := !iv.saturated || gain >= worthIt*g
+	paid := (!iv.saturated && !iv.queued) || gain >= worthIt*g
 	latRose := float64(iv.latency) > float64(b.latency)*(1+tol)
 	errRose := iv.errRate-b.errRate > p.cfg.ErrorThreshold/2
 	if paid || !(latRose || errRose || gain < futile*g) {
@@ -353,15 +411,28 @@ func (p *Policy) judge(pr *probe, iv interval, now time.Time) (int, bool) {
 		} else if p.bn.ceiling > 0 {
 			p.bn.good = max(p.bn.good, pr.to)
 		}
-		return 0, false
+		return nil
 	}
 	// Bad: step back to where latency would be back at its baseline
 	// (Gradient2: n × baseline/now, the baseline being the lowest latency
-	// seen within ScaleDownWindow), at least to the last size and below the
-	// one that failed.
+	// seen within ScaleDownWindow), below the size that failed, and at
+	// least to the last size. When the last size was reached by an
+	// increase that got no verdict and the sink was already queueing there
+	// (its latency above the baseline by more than the tolerance), it is no
+	// size known to be good: then at least to where its latency would be
+	// back at the baseline, and by no more than one step down from it (a
+	// baseline measured while the sink was changing can be far too low).
 	base := min(b.latency, p.baseLatency())
 	back := int(math.Round(float64(pr.to) * float64(base) / float64(iv.latency)))
-	back = min(max(back, pr.from), pr.to-1)
+	floor := pr.from
+	descend := pr.from == unjudged && float64(b.latency) > float64(base)*(1+tol)
+	if descend {
+		floor = max(ceilInt(float64(pr.from)*float64(base)/float64(b.latency)), pr.from-p.cfg.stepDown(pr.from), 1)
+		// Only a step back held up by the step limit has more to find
+		// below it (rule 3 descends while the throughput holds).
+		descend = back < floor
+	}
+	back = min(max(back, floor, p.lo), pr.to-1)
 	switch {
 	case p.bn.hold == 0:
 		p.bn.hold = p.cfg.BottleneckHold
@@ -372,7 +443,16 @@ func (p *Policy) judge(pr *probe, iv interval, now time.Time) (int, bool) {
 	p.bn.good = min(max(p.bn.good, back), p.bn.ceiling)
 	p.bn.until = now.Add(p.bn.hold)
 	p.bn.probing = false
-	return back, true
+	return &verify{from: pr.to, to: back, bad: iv, descend: descend}
+}
+
+// lost is the share of the throughput at v.from that iv, at v.to, lost,
+// and the share it would have lost in proportion to the workers removed.
+func (v *verify) lost(iv interval) (lost, proportional float64) {
+	if v.bad.tput <= 0 {
+		return 0, 0
+	}
+	return 1 - iv.tput/v.bad.tput, 1 - float64(v.to)/float64(v.from)
 }
 
 // confirmed reports whether a step back bore out the verdict (rule 3):
@@ -426,7 +506,8 @@ func (p *Policy) measure(s Sample, dt time.Duration, d *Decision) interval {
 		}
 	}
 	d.BusyRatio = iv.busy
-	iv.saturated = iv.busy >= saturatedBusy && s.Depth > 0
+	iv.queued = s.Depth > 0
+	iv.saturated = iv.busy >= saturatedBusy && iv.queued
 	iv.band = p.cfg.DeadBand
 	if counted := max(done, float64(s.Arrived-prev.Arrived)); counted > 0 {
 		iv.band = max(iv.band, 2/math.Sqrt(counted))
@@ -534,6 +615,16 @@ func (p *Policy) addLatency(at time.Time, d time.Duration) {
 	cut := at.Add(-p.cfg.ScaleDownWindow)
 	i := 0
 	for i < len(p.lats)-1 && !p.lats[i].at.After(cut) {
+		i++
+	}
+	p.lats = p.lats[i:]
+}
+
+// forgetLatencies drops the latencies seen before at: the sink changed
+// then, so the baseline starts again from what it does now.
+func (p *Policy) forgetLatencies(at time.Time) {
+	i := 0
+	for i < len(p.lats)-1 && p.lats[i].at.Before(at) {
 		i++
 	}
 	p.lats = p.lats[i:]

@@ -472,3 +472,125 @@ func lagOf(prev int64, k tick) int64 {
 	}
 	return k.lag
 }
+
+// A sink slows down 25x while the pool sits at its capacity. The first
+// increase is no test of the sink (its latency was already rising with the
+// same pool: no verdict), but the next one is: the rise before it came
+// from the first increase, not from the sink. Before this was told apart,
+// each increase's rise excused the next and the pool went 8 → 16 → 32 → 64
+// and stayed at Max on a sink that serves 8 at once.
+func TestPolicySinkSlowsAtItsCapacity(t *testing.T) {
+	const c, rate = 8, 38000.0 // 8 workers at 0.2 ms keep up with 38000/s
+	fast, slow := 200*time.Microsecond, 5*time.Millisecond
+	p := newPolicy(t, Config{Max: 64, BottleneckHold: time.Minute})
+	n := c
+	s := Sample{At: t0, Workers: n}
+	seq := []Decision{p.Decide(s)}
+	var lag int64
+	for i := range 30 {
+		k := steady(n, rate, fast)
+		if i >= 3 {
+			lat := sinkLatency(n, c, slow)
+			k = saturated(n, lat)
+			lag += int64(rate - k.done) // production goes on at rate
+			k.lag = lag
+		}
+		s = next(s, k)
+		d := p.Decide(s)
+		seq = append(seq, d)
+		n = d.Target
+	}
+	if seq[3].Target != c || seq[4].Direction != Up {
+		t.Fatalf("setup: want the pool at %d until the sink slows, then growth: %s", c, summary(seq))
+	}
+	peak, last := 0, seq[len(seq)-1]
+	for _, d := range seq {
+		peak = max(peak, d.Target)
+	}
+	if peak > 4*c {
+		t.Errorf("peak %d workers on a sink of capacity %d; want at most 4x (one increase unjudged, one judged)\n%s", peak, c, summary(seq))
+	}
+	if last.Target < c || float64(last.Target) > 1.5*c || !last.SinkBottleneck {
+		t.Errorf("settled at %d (bottleneck %v); want between %d and %.0f with the sink known as the bottleneck\n%s",
+			last.Target, last.SinkBottleneck, c, 1.5*c, summary(seq))
+	}
+}
+
+// sinkLatency is the latency of a sink serving c calls at once at base,
+// queueing the rest: base × n/c above c.
+func sinkLatency(n, c int, base time.Duration) time.Duration {
+	return time.Duration(float64(base) * max(1, float64(n)/float64(c)))
+}
+
+// An increase whose extra workers the ordering lanes leave partly idle (50
+// keys, 64 workers) is judged by the calls the sink saw: 34 → 50 calls
+// that only raised latency are a sink bottleneck, not an increase that
+// paid because the pool was no longer saturated (it then stayed at 64 on a
+// sink of capacity 8).
+func TestPolicyJudgesLaneCappedIncrease(t *testing.T) {
+	const c, keys = 8, 50
+	slow := 5 * time.Millisecond
+	p := newPolicy(t, Config{Max: 64})
+	k := saturated(34, sinkLatency(34, c, slow))
+	k.lag = 2000
+	ds := drive(p, []tick{k, k})
+	if d := ds[1]; d.Direction != Up || d.Target != 64 {
+		t.Fatalf("setup: want growth 34 → 64, got %s", summary(ds))
+	}
+	s := lastSample(p)
+	after := saturated(keys, sinkLatency(keys, c, slow)) // 50 calls at once: the lanes
+	after.workers, after.busy, after.lag = 64, float64(keys)/64, 2000
+	d := p.Decide(next(s, after))
+	if d.Direction != Down || d.Reason != ReasonSinkBottleneck || d.Target >= 64 {
+		t.Errorf("after 34 → 64 with 50 calls at once and no more throughput: %s/%s → %d; want down/sink_bottleneck",
+			d.Direction, d.Reason, d.Target)
+	}
+}
+
+// The sink slows down 25x while bursts leave the pool short of saturated
+// for two intervals: the increases 9 → 18 → 36 get no verdict, and the
+// baseline is still the fast sink's. When 36 → 64 fails, 36 is no size
+// known good: the pool steps back by one step down at most, and goes on
+// down while the throughput holds, to the sink's limit. (It stepped back
+// to 36, 4.5x the limit, and stayed there.)
+func TestPolicyDescendsToTheSinkLimit(t *testing.T) {
+	const c, rate = 8, 8000.0
+	fast, slow := time.Millisecond, 5*time.Millisecond
+	p := newPolicy(t, Config{Max: 64, BottleneckHold: time.Minute})
+	n := 9
+	s := Sample{At: t0, Workers: n}
+	seq := []Decision{p.Decide(s)}
+	var lag int64
+	for i := range 25 {
+		var k tick
+		switch {
+		case i < 2:
+			k = steady(n, rate, fast)
+		case i < 4: // slow, but a lull in arrivals leaves workers idle at times
+			k = saturated(n, sinkLatency(n, c, slow))
+			k.busy = 0.85
+			k.done *= 0.85
+		default:
+			k = saturated(n, sinkLatency(n, c, slow))
+		}
+		k.arrived = k.done
+		if i >= 2 {
+			lag += int64(rate - k.done)
+			k.lag = lag
+		}
+		s = next(s, k)
+		d := p.Decide(s)
+		seq = append(seq, d)
+		n = d.Target
+	}
+	peak := 0
+	for _, d := range seq {
+		peak = max(peak, d.Target)
+	}
+	if peak != 64 {
+		t.Fatalf("setup: want the pool to reach 64 unjudged: %s", summary(seq))
+	}
+	if last := seq[len(seq)-1]; last.Target < c || float64(last.Target) > 1.5*c || !last.SinkBottleneck {
+		t.Errorf("settled at %d (bottleneck %v); want between %d and %.0f\n%s", last.Target, last.SinkBottleneck, c, 1.5*c, summary(seq))
+	}
+}

@@ -272,3 +272,56 @@ func TestReportAndSVG(t *testing.T) {
 		}
 	}
 }
+
+// A sink at its capacity slows down 25x (as the demo's sink does): the
+// pool may overshoot while the change is under way, but settles at the
+// sink's limit, not at Max. Onsets on and between sampling instants, three
+// seeds. (The pool went to 64, 8x the limit, and stayed there while each
+// increase's latency rise excused the next.)
+func TestSinkSlowsAtItsCapacity(t *testing.T) {
+	const c = 8
+	for _, onset := range []time.Duration{30 * sec, 30*sec + 500*time.Millisecond} {
+		for _, seed := range []uint64{1, 2, 3} {
+			sc := Scenario{
+				Name: "slows-at-capacity", Duration: 90 * sec, Capacity: c,
+				Arrival: constant(30000), // 6.3 workers at 0.2 ms, with headroom 7-8
+				Latency: func(t time.Duration, n float64) time.Duration {
+					base := 200 * time.Microsecond
+					if t >= onset {
+						base = 5 * time.Millisecond
+					}
+					return time.Duration(float64(base) * math.Max(1, n/c))
+				},
+			}
+			cfg := autoscale.Config{Max: 64}
+			a, err := NewAdaptive(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Run(sc, a, Options{Seed: seed, Config: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, peak, sum, k := 0, 0, 0, 0
+			for _, p := range r.Points {
+				if p.T <= onset.Seconds() {
+					at = p.Workers
+				}
+				peak = max(peak, p.Workers)
+				if p.T > 60 {
+					sum += p.Workers
+					k++
+				}
+			}
+			mean := float64(sum) / float64(k)
+			t.Logf("onset %v, seed %d: %d workers at the onset, peak %d, mean %.1f over the last 30 s", onset, seed, at, peak, mean)
+			// One doubling is no test of the sink (its latency was rising
+			// on its own), the next is judged: at most 4x the pool at the
+			// onset, for one interval.
+			if peak > 4*at || mean < c || mean > 1.5*c {
+				t.Errorf("onset %v, seed %d: %d workers at the onset, peak %d, mean %.1f over the last 30 s; want peak <= %d, mean in [%d, %.0f]",
+					onset, seed, at, peak, mean, 4*at, c, 1.5*c)
+			}
+		}
+	}
+}
