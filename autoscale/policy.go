@@ -66,6 +66,8 @@ const (
 //     After a step back held up by that one-step limit, descend: while a
 //     smaller pool keeps (almost) all the throughput, step down again; the
 //     first step that loses throughput in proportion goes back up one step.
+//     A learned ceiling is forgotten when the sink's latency halves from one
+//     interval to the next with no fewer workers (the sink recovered).
 //  4. Little's law: Ideal = (demand + max(Depth, Lag)/DrainTime) × sink
 //     time per record × (1+Headroom), where demand is the production rate
 //     (completions + dLag/dt) when the source reports lag, else the
@@ -198,6 +200,15 @@ func (p *Policy) Decide(s Sample) Decision {
 	p.addPoint(s)
 	d.DepthSlope, _ = p.slopes()
 
+	// A learned ceiling describes the sink as it was: when the sink's
+	// latency halves from one interval to the next with no fewer workers,
+	// the sink got faster on its own (it recovered), and the ceiling is
+	// forgotten, as a rise with no more workers is taken as the sink
+	// slowing (rule 2).
+	if p.bn.ceiling > 0 && iv.saturated && iv.latency > 0 && n >= p.last.workers && 2*iv.latency < p.last.latency {
+		p.bn = bottleneck{}
+		p.verify = nil
+	}
 	// Rule 3: confirm a step back, or go on with a descent.
 	if v := p.verify; v != nil {
 		p.verify = nil

@@ -594,3 +594,45 @@ func TestPolicyDescendsToTheSinkLimit(t *testing.T) {
 		t.Errorf("settled at %d (bottleneck %v); want between %d and %.0f\n%s", last.Target, last.SinkBottleneck, c, 1.5*c, summary(seq))
 	}
 }
+
+// A ceiling learned while the sink was slow is forgotten when the sink
+// recovers (its latency at the same pool falls by half or more): the pool
+// grows to what the recovered sink takes instead of holding the old limit
+// for BottleneckHold.
+func TestPolicyForgetsTheLimitWhenTheSinkRecovers(t *testing.T) {
+	const rate = 38000.0
+	p := newPolicy(t, Config{Max: 64, BottleneckHold: time.Minute})
+	n := 8
+	s := Sample{At: t0, Workers: n}
+	seq := []Decision{p.Decide(s)}
+	var lag int64
+	recovered := 20
+	for i := range 35 {
+		k := steady(n, rate, 200*time.Microsecond)
+		switch {
+		case i >= recovered: // back, and it now serves 32 at once
+			k = saturated(n, sinkLatency(n, 32, 500*time.Microsecond))
+		case i >= 3:
+			k = saturated(n, sinkLatency(n, 8, 5*time.Millisecond))
+		}
+		if i >= 3 {
+			lag = max(0, lag+int64(rate-k.done))
+			k.lag = lag
+		}
+		s = next(s, k)
+		d := p.Decide(s)
+		seq = append(seq, d)
+		n = d.Target
+	}
+	if d := seq[recovered]; !d.SinkBottleneck || d.Target > 12 {
+		t.Fatalf("setup: want the slow sink's limit (8) learned before it recovers: %s", summary(seq[:recovered+1]))
+	}
+	peak := 0
+	for _, d := range seq[recovered+1:] {
+		peak = max(peak, d.Target)
+	}
+	if peak < 24 {
+		t.Errorf("after the sink recovered (32 calls at once) the pool peaked at %d; want it past 24, not held at the old limit\n%s",
+			peak, summary(seq[recovered:]))
+	}
+}
