@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,13 +18,44 @@ import (
 type KafkaConfig struct {
 	// Brokers to bootstrap from (required).
 	Brokers []string
-	// Topics to consume (required).
+	// Topics to consume (required unless TopicsRegex is set).
 	Topics []string
+	// TopicsRegex, when set, subscribes to every topic whose whole name
+	// matches this regular expression (Go RE2 syntax; Sluice anchors it, so
+	// "orders-.*" does not match "old-orders-1"), instead of Topics: a topic
+	// created later is picked up at the next metadata refresh (franz-go
+	// refreshes every 5 min by default, sooner on errors), without a
+	// restart. Internal topics (__consumer_offsets) never match.
+	TopicsRegex string
 	// Group is the consumer group (default "sluice"). Members share the
 	// partitions with the cooperative-sticky balancer.
 	Group string
-	// ClientID names the client to the brokers (default "sluice").
+	// ClientID names the client to the brokers, in their logs, quotas and
+	// group descriptions (default "sluice"; the service sets the host name,
+	// which in Kubernetes is the pod's name).
 	ClientID string
+	// InstanceID, when set, makes this member a static member of the group
+	// (KIP-345, group.instance.id): a member that restarts with the same
+	// InstanceID within SessionTimeout takes back its partitions at once,
+	// with no rebalance, where a new member would wait for the old one's
+	// session to expire. Each member of the group needs an ID of its own
+	// that survives its restarts (the pod name). The trade-off: a static
+	// member does not leave the group when it closes, so the partitions of
+	// a member that stops for good (scale-in, a rolling update that renames
+	// pods) wait SessionTimeout before they move. Default: none (dynamic
+	// membership).
+	InstanceID string
+	// Isolation is which records of transactional producers are delivered:
+	// "read_committed" (default: records of aborted transactions are never
+	// delivered, and a partition is read only up to its first open
+	// transaction) or "read_uncommitted" (everything, as soon as written,
+	// aborted records included; franz-go's and the Java client's default).
+	Isolation string
+	// Rack is the rack (availability zone) this member runs in (KIP-392).
+	// Brokers configured with a rack-aware replica selector then serve its
+	// fetches from a replica in the same rack, saving cross-zone traffic.
+	// Default: none (fetch from the leaders).
+	Rack string
 	// StartOffset is where a partition with no committed offset starts:
 	// "earliest" (default) or "latest".
 	StartOffset string
@@ -47,6 +80,35 @@ type KafkaConfig struct {
 	Opts []kgo.Opt
 }
 
+// Isolation levels of KafkaConfig.Isolation.
+const (
+	IsolationReadCommitted   = "read_committed"
+	IsolationReadUncommitted = "read_uncommitted"
+)
+
+// opts are the franz-go options KafkaConfig's subscription, membership and
+// fetch settings stand for.
+func (k *KafkaConfig) opts() []kgo.Opt {
+	var opts []kgo.Opt
+	if k.TopicsRegex != "" {
+		opts = append(opts, kgo.ConsumeTopics("^(?:"+k.TopicsRegex+")$"), kgo.ConsumeRegex())
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
+	}
+	if k.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(k.InstanceID))
+	}
+	level := kgo.ReadCommitted()
+	if k.Isolation == IsolationReadUncommitted {
+		level = kgo.ReadUncommitted()
+	}
+	opts = append(opts, kgo.FetchIsolationLevel(level))
+	if k.Rack != "" {
+		opts = append(opts, kgo.Rack(k.Rack))
+	}
+	return opts
+}
+
 func (k *KafkaConfig) setDefaults(c *Config) {
 	if k.Group == "" {
 		k.Group = "sluice"
@@ -56,6 +118,9 @@ func (k *KafkaConfig) setDefaults(c *Config) {
 	}
 	if k.StartOffset == "" {
 		k.StartOffset = "earliest"
+	}
+	if k.Isolation == "" {
+		k.Isolation = IsolationReadCommitted
 	}
 	if k.FetchMaxWait == 0 {
 		k.FetchMaxWait = 250 * time.Millisecond
@@ -80,8 +145,21 @@ func (k *KafkaConfig) validate() []error {
 	if len(k.Brokers) == 0 {
 		bad("Brokers", k.Brokers, "want at least one host:port")
 	}
-	if len(k.Topics) == 0 {
-		bad("Topics", k.Topics, "want at least one topic")
+	switch {
+	case k.TopicsRegex != "" && len(k.Topics) > 0:
+		bad("TopicsRegex", k.TopicsRegex, "want Topics or TopicsRegex, not both")
+	case k.TopicsRegex != "":
+		if _, err := regexp.Compile(k.TopicsRegex); err != nil {
+			bad("TopicsRegex", k.TopicsRegex, "want a regular expression (RE2 syntax): "+err.Error())
+		}
+	case len(k.Topics) == 0:
+		bad("Topics", k.Topics, "want at least one topic (or TopicsRegex)")
+	}
+	if k.Isolation != IsolationReadCommitted && k.Isolation != IsolationReadUncommitted {
+		bad("Isolation", k.Isolation, "want read_committed or read_uncommitted")
+	}
+	if len(k.InstanceID) > 249 || strings.ContainsAny(k.InstanceID, " \t\n") {
+		bad("InstanceID", k.InstanceID, "want at most 249 characters and no spaces")
 	}
 	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
 		bad("StartOffset", k.StartOffset, "want earliest or latest")
@@ -129,7 +207,6 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.SeedBrokers(kc.Brokers...),
 		kgo.ClientID(kc.ClientID),
 		kgo.ConsumerGroup(kc.Group),
-		kgo.ConsumeTopics(kc.Topics...),
 		kgo.ConsumeResetOffset(start),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
@@ -153,6 +230,7 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 			c.revoked(flatten(m), true)
 		}),
 	}
+	opts = append(opts, kc.opts()...)
 	k.opts = append(opts, kc.Opts...)
 	return k, nil
 }

@@ -142,6 +142,8 @@ func containerEnv(t *testing.T, dep *appsv1.Deployment, files *fakeFiles) (env, 
 			if v == "" {
 				v = "fake-" + e.ValueFrom.SecretKeyRef.Key
 			}
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			v = dep.Name + "-5d4f8b7c9-x2x7q" // a pod name as the downward API gives it
 		case e.ValueFrom != nil:
 			continue // configMapKeyRef etc.: not a SLUICE_ setting in the ci files
 		case strings.HasPrefix(v, "/etc/sluice/secrets/"):

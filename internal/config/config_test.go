@@ -75,6 +75,11 @@ func TestDefaultsAreThePackages(t *testing.T) {
 	want := consumer.Config{Kafka: consumer.KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Topics: []string{"orders"}},
 		Workers: autoscale.DefaultMin}
 	_ = want.Validate()
+	// The one default the service sets itself: the client id is the host
+	// name (the pod's name), so that brokers can tell the replicas apart.
+	if h, err := os.Hostname(); err == nil {
+		want.Kafka.ClientID = h
+	}
 	got := cfg.Consumer
 	got.Kafka.Opts = nil
 	got.NATS = consumer.NATSConfig{} // filled for the docs; the kafka source leaves it zero
@@ -235,6 +240,9 @@ func TestFieldErrorsNameTheVariable(t *testing.T) {
 		{"SLUICE_SINK_HTTP_METHOD=post", `SLUICE_SINK_HTTP_METHOD="post"`},
 		{"SLUICE_SINK_BREAKER_OPEN_TIMEOUT=1ns", `SLUICE_SINK_BREAKER_OPEN_TIMEOUT="1ns"`},
 		{"SLUICE_BUFFER_LOW_WATER=0.9", `SLUICE_BUFFER_LOW_WATER="0.9"`},
+		{"SLUICE_KAFKA_ISOLATION=committed", `SLUICE_KAFKA_ISOLATION="committed": want read_committed or read_uncommitted`},
+		{"SLUICE_KAFKA_TOPICS_REGEX=orders-.*", `SLUICE_KAFKA_TOPICS_REGEX="orders-.*": want Topics or TopicsRegex, not both`},
+		{"SLUICE_KAFKA_INSTANCE_ID=pod a", `SLUICE_KAFKA_INSTANCE_ID="pod a": want at most 249 characters and no spaces`},
 	} {
 		_, err := Load(append(kafkaBase, "SLUICE_SINK=http", "SLUICE_SINK_HTTP_URL=http://x", tc.env))
 		var ce *Error
@@ -273,3 +281,33 @@ func TestListenAddresses(t *testing.T) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// TestKafkaSubscriptionAndMembership: the regex replaces the topic list (a
+// bad one is refused naming the variable), the client id defaults to the
+// host name and can be set, and the membership and fetch settings reach
+// the consumer's config.
+func TestKafkaSubscriptionAndMembership(t *testing.T) {
+	brokers := "SLUICE_KAFKA_BROKERS=127.0.0.1:9092"
+	k := load(t, brokers, "SLUICE_KAFKA_TOPICS_REGEX=orders-.*", "SLUICE_KAFKA_INSTANCE_ID=sluice-0",
+		"SLUICE_KAFKA_ISOLATION=read_uncommitted", "SLUICE_KAFKA_RACK=eu-west-1a", "SLUICE_KAFKA_CLIENT_ID=c1").Consumer.Kafka
+	if k.TopicsRegex != "orders-.*" || len(k.Topics) != 0 || k.InstanceID != "sluice-0" ||
+		k.Isolation != "read_uncommitted" || k.Rack != "eu-west-1a" || k.ClientID != "c1" {
+		t.Errorf("kafka config: %+v", k)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Fatalf("no host name: %v", err)
+	}
+	if k := load(t, kafkaBase...).Consumer.Kafka; k.ClientID != host || k.Isolation != "read_committed" {
+		t.Errorf("defaults: client id %q (want the host name %q), isolation %q", k.ClientID, host, k.Isolation)
+	}
+	for _, tc := range []struct{ env, want string }{
+		{"SLUICE_KAFKA_TOPICS_REGEX=orders-(", `SLUICE_KAFKA_TOPICS_REGEX="orders-(": want a regular expression`},
+		{"SLUICE_KAFKA_TOPICS_REGEX=", `SLUICE_KAFKA_TOPICS="": want at least one topic`},
+	} {
+		_, err := Load([]string{brokers, tc.env})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a problem %s", tc.env, err, tc.want)
+		}
+	}
+}

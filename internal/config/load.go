@@ -195,6 +195,13 @@ func (l *loader) resolve(cfg *Config) {
 		cfg.DLQ.NATSURL = cfg.Sinks.NATS.URL
 	}
 	cfg.Sinks.NATS.Opts = cfg.sinkNATSOpts()
+	if cfg.Consumer.Kafka.ClientID == "" {
+		// The host name tells the replicas apart in the brokers' logs,
+		// quotas and group descriptions; in a pod it is the pod's name.
+		if h, err := os.Hostname(); err == nil {
+			cfg.Consumer.Kafka.ClientID = h
+		}
+	}
 	if cfg.KafkaAuth.SASLMechanism == "" {
 		cfg.KafkaAuth.SASLMechanism = "none"
 	}

@@ -22,8 +22,12 @@ sluice.configFiles: settings the binary reads from a file, given as a path.
 source: SLUICE_SOURCE
 kafka.brokers: SLUICE_KAFKA_BROKERS
 kafka.topics: SLUICE_KAFKA_TOPICS
+kafka.topicsRegex: SLUICE_KAFKA_TOPICS_REGEX
 kafka.group: SLUICE_KAFKA_GROUP
 kafka.clientId: SLUICE_KAFKA_CLIENT_ID
+kafka.instanceId: SLUICE_KAFKA_INSTANCE_ID
+kafka.isolation: SLUICE_KAFKA_ISOLATION
+kafka.rack: SLUICE_KAFKA_RACK
 kafka.startOffset: SLUICE_KAFKA_START_OFFSET
 kafka.fetchMaxWait: SLUICE_KAFKA_FETCH_MAX_WAIT
 kafka.sessionTimeout: SLUICE_KAFKA_SESSION_TIMEOUT
@@ -180,7 +184,13 @@ entry (the pass-through wins without a duplicate name).
 {{- $kind := index (get $byName $name) 0 }}
 {{- $path := index (get $byName $name) 1 }}
 {{- $v := (include "sluice.configValue" (list $root $path) | fromJson).v }}
-{{- if include "sluice.isSecretRef" $v }}
+{{- if and (eq $name "SLUICE_KAFKA_INSTANCE_ID") $root.Values.kafkaInstanceIdFromPodName }}
+{{- if $v }}{{ fail "set config.kafka.instanceId or kafkaInstanceIdFromPodName, not both" }}{{ end }}
+- name: {{ $name }}
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- else if include "sluice.isSecretRef" $v }}
 {{- if eq $kind "file" }}
 - name: {{ $name }}
   value: {{ printf "%s/%s" (include "sluice.secretMountPath" $path) $v.key | quote }}
