@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,13 +32,14 @@ import (
 // once take the base latency, more queue and take proportionally longer,
 // so more workers past that only raise the latency (what the controller
 // has to find). It records every record id it sees, to count lost and
-// duplicate records.
+// duplicate records, and how long each call took, by phase.
 type demoSink struct {
 	start    time.Time
 	duration time.Duration
 	inflight atomic.Int64
 	mu       sync.Mutex
 	seen     map[uint64]int
+	calls    [3][]time.Duration // call durations in each phase (fast, slow, fast again)
 }
 
 // demoSinkCapacity is how many calls the demo sink serves at once at its
@@ -45,19 +49,25 @@ const demoSinkCapacity = 8
 // latency is the base latency of the moment: 0.2ms, then 5ms from 20 % of
 // the run to 65 %, then 0.5ms.
 func (s *demoSink) latency() time.Duration {
+	return [...]time.Duration{200 * time.Microsecond, 5 * time.Millisecond, 500 * time.Microsecond}[s.phase()]
+}
+
+// phase is 0 before 20 % of the run, 1 (slow) until 65 %, then 2.
+func (s *demoSink) phase() int {
 	switch f := float64(time.Since(s.start)) / float64(s.duration); {
 	case f < 0.2:
-		return 200 * time.Microsecond
+		return 0
 	case f < 0.65:
-		return 5 * time.Millisecond
+		return 1
 	default:
-		return 500 * time.Microsecond
+		return 2
 	}
 }
 
 func (s *demoSink) Deliver(ctx context.Context, m *consumer.Message) error {
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
+	start, phase := time.Now(), s.phase()
 	d := time.Duration(float64(s.latency()) * max(1, float64(n)/demoSinkCapacity))
 	t := time.NewTimer(d)
 	select {
@@ -67,8 +77,10 @@ func (s *demoSink) Deliver(ctx context.Context, m *consumer.Message) error {
 		return ctx.Err()
 	}
 	id := binary.BigEndian.Uint64(m.Value)
+	took := time.Since(start)
 	s.mu.Lock()
 	s.seen[id]++
+	s.calls[phase] = append(s.calls[phase], took)
 	s.mu.Unlock()
 	return nil
 }
@@ -88,6 +100,12 @@ func (s *demoSink) tally(res *demoResult) {
 	}
 	for _, n := range s.seen {
 		res.Delivered += n
+	}
+	for i, calls := range s.calls {
+		if len(calls) > 0 {
+			slices.Sort(calls)
+			res.Phases[i].SinkP99Ms = float64(calls[len(calls)*99/100].Microseconds()) / 1000
+		}
 	}
 }
 
@@ -143,18 +161,32 @@ wait:
 }
 
 type demoResult struct {
-	Produced          int64  `json:"produced"`
-	Delivered         int    `json:"delivered"`
-	Lost              int    `json:"lost"`
-	Duplicates        int    `json:"duplicates"`
-	Pauses            uint64 `json:"pauses"`
-	Resumes           uint64 `json:"resumes"`
-	WorkersMin        int    `json:"workers_min"`
-	WorkersMax        int    `json:"workers_max"`
-	PeakWindowBytes   int64  `json:"peak_window_bytes"`
-	BudgetBytes       int64  `json:"budget_bytes"`
-	PeakWindowRecords int64  `json:"peak_window_records"`
-	BudgetRecords     int64  `json:"budget_records"`
+	Produced   int64  `json:"produced"`
+	Delivered  int    `json:"delivered"`
+	Lost       int    `json:"lost"`
+	Duplicates int    `json:"duplicates"`
+	Pauses     uint64 `json:"pauses"`
+	Resumes    uint64 `json:"resumes"`
+	WorkersMin int    `json:"workers_min"`
+	WorkersMax int    `json:"workers_max"`
+	// Phases: the sink fast (0.2ms), slow (5ms), fast again (0.5ms).
+	Phases            [3]demoPhase `json:"phases"`
+	PeakWindowBytes   int64        `json:"peak_window_bytes"`
+	BudgetBytes       int64        `json:"budget_bytes"`
+	PeakWindowRecords int64        `json:"peak_window_records"`
+	BudgetRecords     int64        `json:"budget_records"`
+}
+
+// demoPhase sums up one phase of the demo sink from the status lines (one a
+// second) and its calls.
+type demoPhase struct {
+	Seconds     int     `json:"seconds"`
+	Rate        float64 `json:"rate"`         // records delivered per second
+	WorkersMean float64 `json:"workers_mean"` // pool size, mean of the seconds
+	WorkersMax  int     `json:"workers_max"`
+	SinkP99Ms   float64 `json:"sink_p99_ms"` // 99th percentile of the sink's call time
+	SinkLimit   int     `json:"sink_limit"`  // the last sink limit the controller had learned in the phase; 0: none
+	workers     int
 }
 
 // demo runs the real pipeline against an embedded Kafka cluster, a bursty
@@ -199,8 +231,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	pool := fmt.Sprintf("a fixed pool of %d workers", *workersMax)
 	stopController := func() {}
+	var ctl *autoscale.Controller
 	if !*fixed {
-		ctl, err := control.New(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, true, log, prometheus.NewRegistry())
+		ctl, err = control.New(autoscale.Config{Min: *workersMin, Max: *workersMax, ScaleDownWindow: 5 * time.Second}, c, true, log, prometheus.NewRegistry())
 		if err != nil {
 			fmt.Fprintln(stderr, "demo:", err)
 			return 2
@@ -219,16 +252,33 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var last uint64
 	start := time.Now()
 	minW, maxW := cfg.Workers, cfg.Workers
+	var phases [3]demoPhase
 	status := func() {
 		st := c.Stats()
 		minW, maxW = min(minW, st.Workers), max(maxW, st.Workers)
+		ph := &phases[sink.phase()]
+		if time.Since(start) <= *duration { // the run proper, not the catch-up after it
+			ph.Seconds++
+			ph.Rate += float64(st.Completed - last)
+			ph.workers += st.Workers
+			ph.WorkersMax = max(ph.WorkersMax, st.Workers)
+		}
 		fl := c.FlowState()
+		scale := ""
+		if ctl != nil {
+			v := ctl.View()
+			scale = " " + v.Reason
+			if v.SinkBottleneck {
+				ph.SinkLimit = v.Ceiling
+				scale += fmt.Sprintf(", sink limit %d", v.Ceiling)
+			}
+		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms) // once a second: the stop is negligible
-		fmt.Fprintf(stdout, "%4.0fs  produced=%-7d delivered=%-7d rate=%5d/s  window=%3.0f%% (%d rec, %s)  paused=%d/%d  workers=%d busy=%d  sink=%s  heap=%s\n",
+		fmt.Fprintf(stdout, "%4.0fs  produced=%-7d delivered=%-7d rate=%5d/s  window=%3.0f%% (%d rec, %s)  paused=%d/%d%s  workers=%d busy=%d%s  sink=%s  heap=%s\n",
 			time.Since(start).Seconds(), produced.Load(), st.Completed, st.Completed-last,
 			fl.Window.Fill*100, fl.Window.Records, humanize.IBytes(uint64(fl.Window.Bytes)),
-			fl.Paused, len(fl.Partitions), st.Workers, st.Busy, sink.latency(), humanize.IBytes(ms.HeapInuse))
+			fl.Paused, len(fl.Partitions), pauseReasons(fl), st.Workers, st.Busy, scale, sink.latency(), humanize.IBytes(ms.HeapInuse))
 		last = st.Completed
 	}
 	runDemo(ctx, c, *duration, &produced, func(ctx context.Context) error {
@@ -242,6 +292,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		PeakWindowBytes: c.Window().PeakBytes(), BudgetBytes: c.Window().MaxBytes(),
 		PeakWindowRecords: c.Window().PeakRecords(), BudgetRecords: c.Window().MaxRecords(),
 	}
+	for i, ph := range phases {
+		if ph.Seconds > 0 {
+			ph.Rate = math.Round(ph.Rate / float64(ph.Seconds))
+			ph.WorkersMean = math.Round(float64(ph.workers)/float64(ph.Seconds)*10) / 10
+		}
+		res.Phases[i] = ph
+	}
 	sink.tally(&res)
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(b))
@@ -249,6 +306,43 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// pauseReasons says why the paused partitions are paused, and for how long
+// the longest has been: " (window_full 6, 7s)"; "" when none is.
+func pauseReasons(fl consumer.FlowState) string {
+	counts := map[string]int{}
+	var reasons []string
+	var since time.Time
+	for _, p := range fl.Partitions {
+		if !p.Paused {
+			continue
+		}
+		if counts[p.PauseReason] == 0 {
+			reasons = append(reasons, p.PauseReason)
+		}
+		counts[p.PauseReason]++
+		if p.PausedSince != nil && (since.IsZero() || p.PausedSince.Before(since)) {
+			since = *p.PausedSince
+		}
+	}
+	if len(reasons) == 0 {
+		return ""
+	}
+	slices.Sort(reasons)
+	var b strings.Builder
+	b.WriteString(" (")
+	for i, r := range reasons {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", r, counts[r])
+	}
+	if !since.IsZero() {
+		fmt.Fprintf(&b, ", %.0fs", time.Since(since).Seconds())
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 // produceBursty produces numbered 100-byte records to the demo topic (see
