@@ -185,7 +185,7 @@ type demoPhase struct {
 	WorkersMean float64 `json:"workers_mean"` // pool size, mean of the seconds
 	WorkersMax  int     `json:"workers_max"`
 	SinkP99Ms   float64 `json:"sink_p99_ms"` // 99th percentile of the sink's call time
-	SinkLimit   int     `json:"sink_limit"`  // the last sink limit the controller had learned in the phase; 0: none
+	SinkLimit   int     `json:"sink_limit"`  // the controller's last ceiling in the phase (the sink takes at most this many); 0: none
 	workers     int
 }
 
@@ -270,7 +270,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			scale = " " + v.Reason
 			if v.SinkBottleneck {
 				ph.SinkLimit = v.Ceiling
-				scale += fmt.Sprintf(", sink limit %d", v.Ceiling)
+				scale += fmt.Sprintf(", sink limit <= %d", v.Ceiling)
 			}
 		}
 		var ms runtime.MemStats
