@@ -161,7 +161,7 @@ type schedRun struct {
 	members  map[string]*member
 	all      []*member
 	silent   map[string][]span // freeze and black-hole intervals
-	gone     []time.Time       // when a member left, crashed or fell silent
+	gone     []time.Time       // when a member left, crashed, fell silent or came back from a black hole
 	allow    int               // duplicate allowance so far (in windows)
 	truth    map[PO]truthRec
 	produced int
@@ -506,6 +506,14 @@ func (r *schedRun) do(a action) error {
 			r.mu.Lock()
 			ss := r.silent[m.name]
 			ss[len(ss)-1].to = now
+			if s.Kind == StepBlackhole {
+				// The network held the member's bytes, not dropped them:
+				// JetStream pull requests it sent into the hole reach the
+				// server now, long after the client gave up on them, and
+				// take messages nobody waits for; they come back after
+				// AckWait, behind later ones of their key.
+				r.gone = append(r.gone, now)
+			}
 			r.mu.Unlock()
 			r.recovery(string(s.Kind)+" end", now)
 		}
