@@ -3,11 +3,13 @@ package sinks
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +39,54 @@ type HTTPConfig struct {
 	// MaxConns bounds the connections to the host, kept alive and reused
 	// (default 64: keep it at or above the worker count).
 	MaxConns int
+	// Body is what a request carries: BodyEnvelope (default), the message
+	// as a JSON object (see [Line]), or BodyRaw, the record's value bytes
+	// as they are, with its coordinates in headers (HeaderTopic, ...).
+	// A raw body holds one record, so BodyRaw needs BatchMax 1.
+	Body string
+	// ContentType of the requests (default application/json for the
+	// envelope, application/octet-stream for a raw body).
+	ContentType string
+	// ForwardHeaders lists the record headers copied to request headers,
+	// matched without regard to case (default traceparent and tracestate,
+	// the W3C trace context, so the webhook continues the producer's
+	// trace). A header repeated in the record is repeated in the request,
+	// in order. A value an HTTP header cannot carry (control characters) is
+	// not forwarded; it stays in the envelope. Headers set by Headers win
+	// over forwarded ones. Batch requests (BatchMax above 1) forward none:
+	// each message's headers are in its envelope. An empty, non-nil list,
+	// or the one name "none", forwards nothing.
+	ForwardHeaders []string
 }
+
+// Body kinds of HTTPConfig.Body.
+const (
+	BodyEnvelope = "envelope"
+	BodyRaw      = "raw"
+)
+
+// Headers of raw-body requests: the record's coordinates. HeaderKey holds
+// a key of printable ASCII as it is; any other key goes base64 (standard
+// encoding, padded) in HeaderKeyB64 instead. A record with no key has
+// neither.
+const (
+	HeaderSource    = "X-Sluice-Source"
+	HeaderTopic     = "X-Sluice-Topic"
+	HeaderPartition = "X-Sluice-Partition"
+	HeaderOffset    = "X-Sluice-Offset"
+	HeaderTimestamp = "X-Sluice-Timestamp" // RFC 3339, nanoseconds, UTC
+	HeaderKey       = "X-Sluice-Key"
+	HeaderKeyB64    = "X-Sluice-Key-B64"
+)
+
+// DefaultForwardHeaders are the record headers forwarded by default: the
+// W3C trace context.
+var DefaultForwardHeaders = []string{"traceparent", "tracestate"}
+
+// notForwarded are request headers a record must not set: the transport's
+// own, and Sluice's.
+var notForwarded = []string{"host", "content-length", "content-type", "transfer-encoding", "connection",
+	"te", "trailer", "upgrade", "keep-alive", "proxy-connection", "idempotency-key"}
 
 func (c *HTTPConfig) setDefaults() {
 	if c.Method == "" {
@@ -51,6 +100,21 @@ func (c *HTTPConfig) setDefaults() {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 64
+	}
+	if c.Body == "" {
+		c.Body = BodyEnvelope
+	}
+	if c.ContentType == "" {
+		c.ContentType = "application/json"
+		if c.Body == BodyRaw {
+			c.ContentType = "application/octet-stream"
+		}
+	}
+	if c.ForwardHeaders == nil {
+		c.ForwardHeaders = DefaultForwardHeaders
+	}
+	if len(c.ForwardHeaders) == 1 && strings.EqualFold(c.ForwardHeaders[0], "none") {
+		c.ForwardHeaders = []string{}
 	}
 }
 
@@ -76,6 +140,26 @@ func (c *HTTPConfig) Validate() error {
 	if c.MaxConns < 1 {
 		bad("MaxConns", c.MaxConns, "want at least 1")
 	}
+	switch c.Body {
+	case BodyEnvelope:
+	case BodyRaw:
+		if c.BatchMax != 1 {
+			bad("BatchMax", c.BatchMax, "want 1 with a raw body: a raw body carries one record")
+		}
+	default:
+		bad("Body", c.Body, "want envelope or raw")
+	}
+	if !validHeaderValue(c.ContentType) || !strings.Contains(c.ContentType, "/") {
+		bad("ContentType", c.ContentType, "want a media type such as application/json")
+	}
+	for _, name := range c.ForwardHeaders {
+		lower := strings.ToLower(name)
+		if !validHeaderName(name) || slices.Contains(notForwarded, lower) || strings.HasPrefix(lower, "x-sluice-") {
+			bad("ForwardHeaders", c.ForwardHeaders, fmt.Sprintf("want header names other than %s, X-Sluice-*, and the transport's own (%q is not one)",
+				strings.Join(notForwarded, ", "), name))
+			break
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -85,9 +169,10 @@ func (c *HTTPConfig) Validate() error {
 // wait (consumer.RetryAfter); 502, 503 and 504 without it, and connection
 // failures, mean the endpoint is down (consumer.Unavailable); other 4xx mean
 // the message will never be accepted (consumer.Permanent); other 5xx,
-// timeouts and broken connections are transient. One-message requests carry
-// an Idempotency-Key header (source/topic/partition/offset) the receiver can
-// use to drop redeliveries.
+// timeouts and broken connections are transient. Every request carries an
+// Idempotency-Key header the receiver can use to drop redeliveries: the
+// message's position (source/topic/partition/offset), or for a batch the
+// first and the last message's, joined by "..".
 //
 // Safe for concurrent use. Close closes idle connections; Deliver after
 // Close returns ErrClosed.
@@ -96,6 +181,7 @@ type HTTP struct {
 	safeURL string // cfg.URL fit to print (consumer.RedactURL)
 	client  *http.Client
 	hdr     http.Header
+	forward map[string]bool // lower-case names of the record headers forwarded
 	closed  atomic.Bool
 	bufs    sync.Pool
 }
@@ -120,14 +206,41 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	for k, v := range cfg.Headers {
 		hdr.Set(k, v)
 	}
-	hdr.Set("Content-Type", "application/json")
-	h := &HTTP{cfg: cfg, safeURL: consumer.RedactURL(cfg.URL), client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, hdr: hdr}
+	hdr.Set("Content-Type", cfg.ContentType)
+	forward := make(map[string]bool, len(cfg.ForwardHeaders))
+	for _, name := range cfg.ForwardHeaders {
+		if _, set := hdr[http.CanonicalHeaderKey(name)]; !set {
+			forward[strings.ToLower(name)] = true
+		}
+	}
+	h := &HTTP{cfg: cfg, safeURL: consumer.RedactURL(cfg.URL), client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		hdr: hdr, forward: forward}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	return h, nil
 }
 
 // Deliver sends m in one request.
 func (h *HTTP) Deliver(ctx context.Context, m *consumer.Message) error {
+	key := position(m)
+	if h.cfg.Body == BodyRaw {
+		return h.post(ctx, m.Value, key, func(hd http.Header) {
+			h.forwardHeaders(hd, m)
+			hd.Set(HeaderSource, m.Source)
+			hd.Set(HeaderTopic, m.Topic)
+			hd.Set(HeaderPartition, strconv.Itoa(int(m.Partition)))
+			hd.Set(HeaderOffset, strconv.FormatInt(m.Offset, 10))
+			if !m.Time.IsZero() {
+				hd.Set(HeaderTimestamp, m.Time.UTC().Format(time.RFC3339Nano))
+			}
+			switch {
+			case m.Key == nil:
+			case printableASCII(m.Key):
+				hd.Set(HeaderKey, string(m.Key))
+			default:
+				hd.Set(HeaderKeyB64, base64.StdEncoding.EncodeToString(m.Key))
+			}
+		})
+	}
 	buf := h.bufs.Get().(*bytes.Buffer)
 	defer h.bufs.Put(buf)
 	buf.Reset()
@@ -136,8 +249,25 @@ func (h *HTTP) Deliver(ctx context.Context, m *consumer.Message) error {
 		return consumer.Permanent(fmt.Errorf("http: encode %s[%d]@%d: %w", m.Topic, m.Partition, m.Offset, err))
 	}
 	buf.Write(b[:len(b)-1]) // without the newline
-	key := m.Source + "/" + m.Topic + "/" + strconv.Itoa(int(m.Partition)) + "/" + strconv.FormatInt(m.Offset, 10)
-	return h.post(ctx, buf.Bytes(), key)
+	return h.post(ctx, buf.Bytes(), key, func(hd http.Header) { h.forwardHeaders(hd, m) })
+}
+
+// forwardHeaders adds m's headers that ForwardHeaders names to hd, each
+// occurrence, in order.
+func (h *HTTP) forwardHeaders(hd http.Header, m *consumer.Message) {
+	if len(h.forward) == 0 {
+		return
+	}
+	for _, rh := range m.Headers {
+		if h.forward[strings.ToLower(rh.Key)] && validHeaderValue(string(rh.Value)) {
+			hd.Add(rh.Key, string(rh.Value))
+		}
+	}
+}
+
+// position names a message in an idempotency key.
+func position(m *consumer.Message) string {
+	return m.Source + "/" + m.Topic + "/" + strconv.Itoa(int(m.Partition)) + "/" + strconv.FormatInt(m.Offset, 10)
 }
 
 // DeliverBatch sends msgs as JSON arrays of up to BatchMax messages, in
@@ -164,7 +294,10 @@ func (h *HTTP) DeliverBatch(ctx context.Context, msgs []*consumer.Message) (int,
 		}
 		b = append(b, ']')
 		buf.Write(b)
-		if err := h.post(ctx, buf.Bytes(), ""); err != nil {
+		// The key names the first and the last message: a retry of the
+		// same chunk carries the same key, a chunk cut otherwise another.
+		key := position(chunk[0]) + ".." + position(chunk[len(chunk)-1])
+		if err := h.post(ctx, buf.Bytes(), key, nil); err != nil {
 			return done, err
 		}
 		done += len(chunk)
@@ -172,7 +305,8 @@ func (h *HTTP) DeliverBatch(ctx context.Context, msgs []*consumer.Message) (int,
 	return len(msgs), nil
 }
 
-func (h *HTTP) post(ctx context.Context, body []byte, idemKey string) error {
+// post sends body; headers, when not nil, adds the request's own headers.
+func (h *HTTP) post(ctx context.Context, body []byte, idemKey string, headers func(http.Header)) error {
 	if h.closed.Load() {
 		return fmt.Errorf("http: %w", ErrClosed)
 	}
@@ -181,6 +315,9 @@ func (h *HTTP) post(ctx context.Context, body []byte, idemKey string) error {
 		return h.requestError(err)
 	}
 	req.Header = h.hdr.Clone()
+	if headers != nil {
+		headers(req.Header)
+	}
 	if idemKey != "" {
 		req.Header.Set("Idempotency-Key", idemKey)
 	}
@@ -267,6 +404,40 @@ func (h *HTTP) Ping(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// validHeaderName: name is an HTTP token (RFC 9110).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue: v has no control characters but tab, so net/http sends
+// it as it is.
+func validHeaderValue(v string) bool {
+	for _, c := range []byte(v) {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// printableASCII: b is text an HTTP header carries as it is.
+func printableASCII(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Close stops new requests and closes idle connections. It is idempotent.

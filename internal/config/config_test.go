@@ -240,6 +240,8 @@ func TestFieldErrorsNameTheVariable(t *testing.T) {
 		{"SLUICE_SINK_HTTP_METHOD=post", `SLUICE_SINK_HTTP_METHOD="post"`},
 		{"SLUICE_SINK_BREAKER_OPEN_TIMEOUT=1ns", `SLUICE_SINK_BREAKER_OPEN_TIMEOUT="1ns"`},
 		{"SLUICE_BUFFER_LOW_WATER=0.9", `SLUICE_BUFFER_LOW_WATER="0.9"`},
+		{"SLUICE_SINK_HTTP_BODY=json", `SLUICE_SINK_HTTP_BODY="json": want envelope or raw`},
+		{"SLUICE_SINK_HTTP_FORWARD_HEADERS=traceparent,Host", `SLUICE_SINK_HTTP_FORWARD_HEADERS="traceparent,Host": want header names`},
 		{"SLUICE_KAFKA_ISOLATION=committed", `SLUICE_KAFKA_ISOLATION="committed": want read_committed or read_uncommitted`},
 		{"SLUICE_KAFKA_TOPICS_REGEX=orders-.*", `SLUICE_KAFKA_TOPICS_REGEX="orders-.*": want Topics or TopicsRegex, not both`},
 		{"SLUICE_KAFKA_INSTANCE_ID=pod a", `SLUICE_KAFKA_INSTANCE_ID="pod a": want at most 249 characters and no spaces`},

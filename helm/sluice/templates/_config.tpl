@@ -86,6 +86,9 @@ sink.http.headers: SLUICE_SINK_HTTP_HEADERS
 sink.http.method: SLUICE_SINK_HTTP_METHOD
 sink.http.batchMax: SLUICE_SINK_HTTP_BATCH_MAX
 sink.http.maxConns: SLUICE_SINK_HTTP_MAX_CONNS
+sink.http.body: SLUICE_SINK_HTTP_BODY
+sink.http.contentType: SLUICE_SINK_HTTP_CONTENT_TYPE
+sink.http.forwardHeaders: SLUICE_SINK_HTTP_FORWARD_HEADERS
 sink.postgres.table: SLUICE_SINK_POSTGRES_TABLE
 sink.postgres.createTable: SLUICE_SINK_POSTGRES_CREATE_TABLE
 sink.postgres.maxConns: SLUICE_SINK_POSTGRES_MAX_CONNS
