@@ -60,6 +60,7 @@ type KafkaAuth struct {
 	TLSCAFile, TLSCertFile, TLSKeyFile string
 	SASLMechanism                      string
 	SASLUsername, SASLPassword         string
+	SASLOAuthTokenFile                 string // oauthbearer: read at every authentication
 }
 
 // SinkKinds are the values SLUICE_SINK takes.

@@ -3,10 +3,14 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -44,6 +48,27 @@ func (a KafkaAuth) opts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(scram.Auth{User: a.SASLUsername, Pass: a.SASLPassword}.AsSha256Mechanism()))
 	case "scram-sha-512":
 		opts = append(opts, kgo.SASL(scram.Auth{User: a.SASLUsername, Pass: a.SASLPassword}.AsSha512Mechanism()))
+	case "oauthbearer":
+		opts = append(opts, kgo.SASL(oauth.Oauth(tokenFile(a.SASLOAuthTokenFile))))
 	}
 	return opts, nil
+}
+
+// tokenFile returns the OAUTHBEARER token source: the file is read at
+// every authentication (each new connection, and each re-authentication
+// before the broker's session lifetime ends), so a token rotated in place,
+// as the kubelet rotates a projected service-account token, is used from
+// the next one on. The token is never logged or put into an error.
+func tokenFile(path string) func(context.Context) (oauth.Auth, error) {
+	return func(context.Context) (oauth.Auth, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return oauth.Auth{}, fmt.Errorf("SLUICE_KAFKA_SASL_OAUTH_TOKEN_FILE: %w", err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return oauth.Auth{}, errors.New("SLUICE_KAFKA_SASL_OAUTH_TOKEN_FILE: the file is empty")
+		}
+		return oauth.Auth{Token: token}, nil
+	}
 }

@@ -227,8 +227,18 @@ func (l *loader) check(cfg *Config) {
 	oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
 
 	a := cfg.KafkaAuth
-	oneOf("KAFKA_SASL_MECHANISM", a.SASLMechanism, "none", "plain", "scram-sha-256", "scram-sha-512")
-	if a.SASLMechanism != "none" {
+	oneOf("KAFKA_SASL_MECHANISM", a.SASLMechanism, "none", "plain", "scram-sha-256", "scram-sha-512", "oauthbearer")
+	switch {
+	case a.SASLMechanism == "oauthbearer":
+		if a.SASLOAuthTokenFile == "" {
+			l.bad("KAFKA_SASL_OAUTH_TOKEN_FILE", "required when SLUICE_KAFKA_SASL_MECHANISM=oauthbearer")
+		} else if _, err := os.Stat(a.SASLOAuthTokenFile); err != nil {
+			l.bad("KAFKA_SASL_OAUTH_TOKEN_FILE", "cannot read the file: "+unwrapAll(err).Error())
+		}
+	case a.SASLOAuthTokenFile != "":
+		l.bad("KAFKA_SASL_OAUTH_TOKEN_FILE", "only with SLUICE_KAFKA_SASL_MECHANISM=oauthbearer")
+	}
+	if a.SASLMechanism != "none" && a.SASLMechanism != "oauthbearer" {
 		if a.SASLUsername == "" {
 			l.bad("KAFKA_SASL_USERNAME", "required when SLUICE_KAFKA_SASL_MECHANISM is set")
 		}
