@@ -61,6 +61,8 @@ type KafkaAuth struct {
 	SASLMechanism                      string
 	SASLUsername, SASLPassword         string
 	SASLOAuthTokenFile                 string // oauthbearer: read at every authentication
+
+	aws awsEnv // aws-msk-iam: the AWS_* credentials, from the same environment
 }
 
 // SinkKinds are the values SLUICE_SINK takes.

@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/aws"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -50,6 +53,9 @@ func (a KafkaAuth) opts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(scram.Auth{User: a.SASLUsername, Pass: a.SASLPassword}.AsSha512Mechanism()))
 	case "oauthbearer":
 		opts = append(opts, kgo.SASL(oauth.Oauth(tokenFile(a.SASLOAuthTokenFile))))
+	case "aws-msk-iam":
+		sts := &http.Client{Timeout: 30 * time.Second}
+		opts = append(opts, kgo.SASL(aws.ManagedStreamingIAM(a.aws.mechanism(sts))))
 	}
 	return opts, nil
 }

@@ -205,6 +205,7 @@ func (l *loader) resolve(cfg *Config) {
 	if cfg.KafkaAuth.SASLMechanism == "" {
 		cfg.KafkaAuth.SASLMechanism = "none"
 	}
+	cfg.KafkaAuth.aws = awsFromEnv(l.vars)
 	opts, err := cfg.KafkaAuth.opts()
 	if err != nil {
 		l.problems = append(l.problems, err.Error())
@@ -227,8 +228,12 @@ func (l *loader) check(cfg *Config) {
 	oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
 
 	a := cfg.KafkaAuth
-	oneOf("KAFKA_SASL_MECHANISM", a.SASLMechanism, "none", "plain", "scram-sha-256", "scram-sha-512", "oauthbearer")
+	oneOf("KAFKA_SASL_MECHANISM", a.SASLMechanism, "none", "plain", "scram-sha-256", "scram-sha-512", "oauthbearer", "aws-msk-iam")
 	switch {
+	case a.SASLMechanism == "aws-msk-iam":
+		if p := a.aws.problem(); p != "" {
+			l.bad("KAFKA_SASL_MECHANISM", p)
+		}
 	case a.SASLMechanism == "oauthbearer":
 		if a.SASLOAuthTokenFile == "" {
 			l.bad("KAFKA_SASL_OAUTH_TOKEN_FILE", "required when SLUICE_KAFKA_SASL_MECHANISM=oauthbearer")
@@ -238,7 +243,7 @@ func (l *loader) check(cfg *Config) {
 	case a.SASLOAuthTokenFile != "":
 		l.bad("KAFKA_SASL_OAUTH_TOKEN_FILE", "only with SLUICE_KAFKA_SASL_MECHANISM=oauthbearer")
 	}
-	if a.SASLMechanism != "none" && a.SASLMechanism != "oauthbearer" {
+	if a.SASLMechanism != "none" && a.SASLMechanism != "oauthbearer" && a.SASLMechanism != "aws-msk-iam" {
 		if a.SASLUsername == "" {
 			l.bad("KAFKA_SASL_USERNAME", "required when SLUICE_KAFKA_SASL_MECHANISM is set")
 		}

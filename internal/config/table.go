@@ -67,7 +67,7 @@ var table = []setting{
 	{name: "KAFKA_TLS_CA_FILE", to: "KafkaAuth.TLSCAFile", help: "PEM file of the CA to trust (default: the system pool)"},
 	{name: "KAFKA_TLS_CERT_FILE", to: "KafkaAuth.TLSCertFile", help: "PEM client certificate, for mutual TLS"},
 	{name: "KAFKA_TLS_KEY_FILE", to: "KafkaAuth.TLSKeyFile", help: "PEM client key, for mutual TLS"},
-	{name: "KAFKA_SASL_MECHANISM", to: "KafkaAuth.SASLMechanism", help: "none, plain, scram-sha-256, scram-sha-512 or oauthbearer"},
+	{name: "KAFKA_SASL_MECHANISM", to: "KafkaAuth.SASLMechanism", help: "none, plain, scram-sha-256, scram-sha-512, oauthbearer or aws-msk-iam (AWS credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE as EKS IRSA sets them)"},
 	{name: "KAFKA_SASL_OAUTH_TOKEN_FILE", to: "KafkaAuth.SASLOAuthTokenFile", help: "oauthbearer: file holding the bearer token (e.g. a projected service-account token), read again at every authentication so a rotated token is used"},
 	{name: "KAFKA_SASL_USERNAME", to: "KafkaAuth.SASLUsername", help: "SASL user"},
 	{name: "KAFKA_SASL_PASSWORD", to: "KafkaAuth.SASLPassword", secret: true, help: "SASL password (prefer _FILE)"},
