@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -189,6 +190,38 @@ func TestHTTPForwardHeaders(t *testing.T) {
 				t.Errorf("body %s is not the envelope of offset 7", got[0].body)
 			}
 		})
+	}
+}
+
+// TestEnvelopeHeadersArePairs: the envelope keeps every header, repeats
+// in order, and a binary value in base64.
+func TestEnvelopeHeadersArePairs(t *testing.T) {
+	r := newReceiver(t)
+	s := newHTTPSink(t, sinks.HTTPConfig{URL: r.URL})
+	m := traced(1, nil, []byte("v"))
+	m.Headers = append(m.Headers, consumer.Header{Key: "bin", Value: []byte{0xff, 0x00}}, consumer.Header{Key: "nil"})
+	if err := s.Deliver(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	var l sinks.Line
+	if err := json.Unmarshal(r.got()[0].body, &l); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range l.Headers {
+		v := "<none>"
+		switch {
+		case h.Value != nil:
+			v = *h.Value
+		case h.ValueB64 != "":
+			v = "b64:" + h.ValueB64
+		}
+		got = append(got, h.Key+"="+v)
+	}
+	want := []string{"traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate=congo=t61rcWkgMzE",
+		"x-internal=not forwarded", "tracestate=rojo=00f067aa0ba902b7", "bin=b64:/wA=", "nil=<none>"}
+	if !slices.Equal(got, want) {
+		t.Errorf("envelope headers %q, want %q", got, want)
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 )
 
 // Line is the JSON form of a message, one per line, as the stdout and file
-// sinks write it. Key and value are strings when they are valid UTF-8 and
-// base64 (in the *_b64 fields) otherwise, so nothing is mangled.
+// sinks write it (and the HTTP sink sends it). Key, value and header values
+// are strings when they are valid UTF-8 and base64 (in the *_b64 fields)
+// otherwise, so nothing is mangled. Headers are a list of pairs in the
+// record's order, so a repeated header keeps every value.
 type Line struct {
 	Source    string            `json:"source"`
 	Topic     string            `json:"topic"`
@@ -22,7 +24,15 @@ type Line struct {
 	KeyB64    string            `json:"key_b64,omitempty"`
 	Value     *string           `json:"value,omitempty"`
 	ValueB64  string            `json:"value_b64,omitempty"`
-	Headers   map[string]string `json:"headers,omitempty"`
+	Headers   []LineHeader      `json:"headers,omitempty"`
+}
+
+// LineHeader is one header of a Line: Value when the value is valid UTF-8,
+// else ValueB64 (standard base64); neither for a header with no value.
+type LineHeader struct {
+	Key      string  `json:"key"`
+	Value    *string `json:"value,omitempty"`
+	ValueB64 string  `json:"value_b64,omitempty"`
 }
 
 // appendLine appends m as one JSON line to buf.
@@ -41,9 +51,10 @@ func appendLine(buf []byte, m *consumer.Message) ([]byte, error) {
 	l.Key, l.KeyB64 = text(m.Key)
 	l.Value, l.ValueB64 = text(m.Value)
 	if len(m.Headers) > 0 {
-		l.Headers = make(map[string]string, len(m.Headers))
-		for _, h := range m.Headers {
-			l.Headers[h.Key] = string(h.Value)
+		l.Headers = make([]LineHeader, len(m.Headers))
+		for i, h := range m.Headers {
+			l.Headers[i].Key = h.Key
+			l.Headers[i].Value, l.Headers[i].ValueB64 = text(h.Value)
 		}
 	}
 	b, err := json.Marshal(l)

@@ -37,7 +37,7 @@ func TestStdoutWritesOneJSONLinePerMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if first.Key == nil || *first.Key != "k" || first.Value == nil || *first.Value != `{"a":1}` ||
-		first.Headers["h"] != "v" || first.Offset != 7 || !first.Time.Equal(ts) {
+		len(first.Headers) != 1 || first.Headers[0].Key != "h" || first.Headers[0].Value == nil || *first.Headers[0].Value != "v" || first.Offset != 7 || !first.Time.Equal(ts) {
 		t.Errorf("first line = %+v", first)
 	}
 	if second.Value != nil || second.ValueB64 != "/wA=" || second.Key != nil {

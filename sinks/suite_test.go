@@ -29,7 +29,7 @@ import (
 // lineRecord turns a JSON line back into what was delivered.
 func lineRecord(t *testing.T, l sinks.Line) sinktest.Record {
 	t.Helper()
-	r := sinktest.Record{Headers: l.Headers}
+	r := sinktest.Record{}
 	dec := func(s *string, b64 string) []byte {
 		if s != nil {
 			return []byte(*s)
@@ -44,6 +44,12 @@ func lineRecord(t *testing.T, l sinks.Line) sinktest.Record {
 		return b
 	}
 	r.Key, r.Value = dec(l.Key, l.KeyB64), dec(l.Value, l.ValueB64)
+	if len(l.Headers) > 0 {
+		r.Headers = map[string]string{}
+		for _, h := range l.Headers {
+			r.Headers[h.Key] = string(dec(h.Value, h.ValueB64))
+		}
+	}
 	return r
 }
 
