@@ -15,16 +15,16 @@ import (
 // otherwise, so nothing is mangled. Headers are a list of pairs in the
 // record's order, so a repeated header keeps every value.
 type Line struct {
-	Source    string            `json:"source"`
-	Topic     string            `json:"topic"`
-	Partition int32             `json:"partition"`
-	Offset    int64             `json:"offset"`
-	Time      time.Time         `json:"time"`
-	Key       *string           `json:"key,omitempty"`
-	KeyB64    string            `json:"key_b64,omitempty"`
-	Value     *string           `json:"value,omitempty"`
-	ValueB64  string            `json:"value_b64,omitempty"`
-	Headers   []LineHeader      `json:"headers,omitempty"`
+	Source    string       `json:"source"`
+	Topic     string       `json:"topic"`
+	Partition int32        `json:"partition"`
+	Offset    int64        `json:"offset"`
+	Time      time.Time    `json:"time"`
+	Key       *string      `json:"key,omitempty"`
+	KeyB64    string       `json:"key_b64,omitempty"`
+	Value     *string      `json:"value,omitempty"`
+	ValueB64  string       `json:"value_b64,omitempty"`
+	Headers   []LineHeader `json:"headers,omitempty"`
 }
 
 // LineHeader is one header of a Line: Value when the value is valid UTF-8,

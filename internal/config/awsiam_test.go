@@ -64,7 +64,11 @@ func TestMSKIAMSigningInput(t *testing.T) {
 	canonical := strings.Join([]string{"GET", "/", strings.ReplaceAll(q.Encode(), "+", "%20"), "host:" + host, "", "host", hex.EncodeToString(empty[:])}, "\n")
 	sum := sha256.Sum256([]byte(canonical))
 	toSign := strings.Join([]string{"AWS4-HMAC-SHA256", date, scope, hex.EncodeToString(sum[:])}, "\n")
-	mac := func(key []byte, s string) []byte { h := hmac.New(sha256.New, key); h.Write([]byte(s)); return h.Sum(nil) }
+	mac := func(key []byte, s string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(s))
+		return h.Sum(nil)
+	}
 	key := []byte("AWS4" + "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 	for _, part := range []string{date[:8], "eu-west-1", "kafka-cluster", "aws4_request"} {
 		key = mac(key, part)
