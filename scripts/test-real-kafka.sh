@@ -7,7 +7,8 @@
 # (build/kafka-it, 127.0.0.1:19392; a developer's broker on 9092 is left alone), runs every
 # package whose tests use internal/kafkatest, plus ./e2e/, with SLUICEDEV_TEST_KAFKA_BROKERS
 # pointing at it, then `sluice-dev bench overhead` on kfake and on the broker with a small record
-# count, and stops the broker on any exit. The bench figures go to build/real-kafka/.
+# count, and stops the broker on any exit. The broker also has an OAUTHBEARER listener on PORT+2
+# for the SASL OAUTHBEARER test. The bench figures go to build/real-kafka/.
 #
 # Where java or mvn is missing it says so LOUDLY and exits 0 (the suite ran on kfake in
 # `go test ./...`); set SLUICEDEV_REQUIRE_KAFKA=1 to make that a failure instead.
@@ -26,6 +27,17 @@ if [[ ${1:-} == --no-bench ]]; then BENCH=0; shift; fi
 
 export SLUICEDEV_KAFKA_RUN_DIR=$ROOT/build/kafka-it
 export SLUICEDEV_KAFKA_PORT=$PORT
+# A second listener on PORT+2 that takes SASL OAUTHBEARER with Kafka's unsecured JWT validator (the
+# broker's default callback: it checks claims, not signatures) for TestOAuthBearerRealBroker. The
+# script splits these properties at spaces, so the JAAS value has a TAB where it needs a blank.
+OAUTH_PORT=$((PORT + 2))
+TAB=$'\t'
+export SLUICEDEV_KAFKA_EXTRA_PROPS="listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$((PORT + 1)),OAUTH://127.0.0.1:$OAUTH_PORT \
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,OAUTH://127.0.0.1:$OAUTH_PORT \
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,OAUTH:SASL_PLAINTEXT \
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER \
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule${TAB}required; \
+${SLUICEDEV_KAFKA_EXTRA_PROPS:-}"
 
 log() { printf 'test-real-kafka: %s\n' "$*" >&2; }
 
@@ -70,6 +82,12 @@ log "go test against the real broker: ${pkgs[*]}"
 t1=$SECONDS
 SLUICEDEV_TEST_KAFKA_BROKERS=$brokers $GO test -race -count=1 -timeout 20m "$@" "${pkgs[@]}"
 log "tests passed against the real broker in $((SECONDS - t1))s"
+# Run, not skipped: the broker has the listener, so a skip is a failure here.
+SLUICEDEV_TEST_KAFKA_OAUTH_BROKERS=127.0.0.1:$OAUTH_PORT $GO test -race -count=1 -run '^TestOAuthBearerRealBroker$' -v \
+	./internal/config/ >"$OUT/oauth-test.log" 2>&1 || { cat "$OUT/oauth-test.log" >&2; log "TestOAuthBearerRealBroker failed"; exit 1; }
+grep -q '^--- PASS: TestOAuthBearerRealBroker' "$OUT/oauth-test.log" ||
+	{ cat "$OUT/oauth-test.log" >&2; log "TestOAuthBearerRealBroker did not run"; exit 1; }
+log "TestOAuthBearerRealBroker passed against the broker's OAUTHBEARER listener at 127.0.0.1:$OAUTH_PORT"
 
 if ((BENCH)); then
 	t2=$SECONDS
