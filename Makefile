@@ -101,11 +101,12 @@ image-check:
 
 # The end-to-end scenario on a real single-node Kubernetes built from parts
 # (scripts/k8s-cluster.sh: etcd, control plane, containerd, kubelet,
-# kube-proxy, CoreDNS): helm install sluice with the image above against a
-# real Kafka broker, drain, scale-in, upgrade and force delete under load,
-# each checked against a ledger; then a teardown that must leave the machine
-# as it found it. Needs root. Opt-in, not in `make test` (docs/KUBERNETES.md):
-# cold, the Kubernetes binaries take 10-20 minutes to build; warm, about 3.
+# kube-proxy, CoreDNS, Prometheus, an external-metrics adapter): helm install
+# sluice with the image above against a real Kafka broker, drain, scale-in,
+# upgrade, force delete and an HPA ramp under load, each checked against a
+# ledger; then a teardown that must leave the machine as it found it. Needs
+# root. Opt-in, not in `make test` (docs/KUBERNETES.md): cold, the Kubernetes
+# binaries take 10-20 minutes to build; warm, about 9 minutes.
 test-cluster: image
 	scripts/k8s-cluster.sh scenario
 

@@ -2,10 +2,14 @@
 # scripts/k8s-cluster.sh: a real single-node Kubernetes on this machine, from
 # parts: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # containerd + runc + the CNI bridge (Debian's packages), kubelet, kube-proxy
-# (iptables mode) and CoreDNS on the host behind the kube-dns Service. The
-# Kubernetes binaries and CoreDNS are built from the Go module proxy
-# (scripts/k8s/go.mod, scripts/k8s/coredns) and cached under
-# ~/.cache/sluice/k8s/<version>/bin, as scripts/k8s.sh does.
+# (iptables mode), CoreDNS on the host behind the kube-dns Service, and for the
+# HPA: Prometheus (Debian's; targets from a file the scenario keeps up to
+# date from the Endpoints of sluice's Services) scraping the pods, and the
+# external-metrics adapter of scripts/k8s/metrics-adapter registered as
+# v1beta1.external.metrics.k8s.io. The Kubernetes binaries, CoreDNS and the
+# adapter are built from the Go module proxy (scripts/k8s/go.mod,
+# scripts/k8s/coredns, scripts/k8s/metrics-adapter) and cached under
+# ~/.cache/sluice/k8s, as scripts/k8s.sh does.
 #
 #   scripts/k8s-cluster.sh build   build and cache the binaries; build the pause image
 #   scripts/k8s-cluster.sh up      start it all, import bin/sluice-image.tar (make image)
@@ -33,6 +37,7 @@
 #                          say SKIPPED loudly and exit 0; require: fail instead (CI)
 #   SLUICEDEV_K8S_TIMEOUT  seconds to wait for each component (default 120)
 #   SLUICEDEV_IMAGE_TAR    the image to import (default bin/sluice-image.tar)
+#   SLUICEDEV_CLUSTER_PLOT `scenario` also writes the ramp's plot (SVG) to this file
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -99,7 +104,7 @@ wait_for() {
 
 # --- tools ----------------------------------------------------------------
 
-K8S_VERSION= K8S_BIN= HELM= ETCD= COREDNS=
+K8S_VERSION= K8S_BIN= HELM= ETCD= COREDNS= ADAPTER= PROMETHEUS=
 tools() {
 	local out
 	out=$("$ROOT/scripts/k8s.sh" tools) || return 1
@@ -107,6 +112,19 @@ tools() {
 	[[ -n $K8S_BIN ]] || return 1
 	build_node_binaries || return 1
 	build_coredns || return 1
+	build_adapter || return 1
+}
+
+build_adapter() {
+	local v
+	v=$(cd "$ROOT/scripts/k8s/metrics-adapter" && go list -m -f '{{.Version}}' sigs.k8s.io/custom-metrics-apiserver) || return 1
+	ADAPTER=$CACHE/metrics-adapter-$v/adapter
+	[[ -x $ADAPTER && $ADAPTER -nt $ROOT/scripts/k8s/metrics-adapter/main.go ]] && return 0
+	log "building the external-metrics adapter (custom-metrics-apiserver $v)"
+	mkdir -p "${ADAPTER%/*}"
+	(cd "$ROOT/scripts/k8s/metrics-adapter" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" -o "$ADAPTER.$$.tmp" .) ||
+		{ rm -f "$ADAPTER.$$.tmp"; return 1; }
+	mv "$ADAPTER.$$.tmp" "$ADAPTER"
 }
 
 build_node_binaries() {
@@ -161,6 +179,7 @@ packages() {
 	command -v iptables-save >/dev/null || need+=(iptables)
 	command -v conntrack >/dev/null || need+=(conntrack)
 	command -v nft >/dev/null || need+=(nftables)
+	command -v prometheus >/dev/null || need+=(prometheus)
 	((${#need[@]})) || return 0
 	[[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || return 1
 	log "installing Debian's ${need[*]}"
@@ -463,6 +482,60 @@ subsets:
 EOF
 	wait_for "$TIMEOUT" coredns curl -fsS "http://127.0.0.1:$dns_health/health" || return 1
 
+	# Prometheus: Debian builds it without Kubernetes service discovery, so
+	# it reads its targets from a file (file_sd) that the scenario keeps
+	# up to date from the Endpoints of sluice's Services, with the labels
+	# the adapter's rule matches on (namespace, service, pod).
+	local prom_port adapter_port
+	prom_port=$(free_port) && adapter_port=$(free_port) || return 1
+	echo '[]' >"$RUN/prometheus-targets.json"
+	cat >"$RUN/prometheus.yml" <<EOF
+global: {scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 2s}
+scrape_configs:
+  - job_name: sluice
+    file_sd_configs:
+      - files: ["$RUN/prometheus-targets.json"]
+        refresh_interval: 2s
+EOF
+	start prometheus "$PROMETHEUS" --config.file "$RUN/prometheus.yml" --storage.tsdb.path "$RUN/prometheus" \
+		--web.listen-address "127.0.0.1:$prom_port" --storage.tsdb.retention.time 2h
+	wait_for "$TIMEOUT" prometheus curl -fsS "http://127.0.0.1:$prom_port/-/ready" || return 1
+
+	# The external-metrics adapter on the node's address (the aggregator
+	# dials the endpoint: --enable-aggregator-routing), with the rule of
+	# helm/sluice/examples/prometheus-adapter-values.yaml.
+	start metrics-adapter "$ADAPTER" --secure-port "$adapter_port" --bind-address "$NODE_IP" \
+		--cert-dir "$RUN/metrics-adapter" --lister-kubeconfig "$KUBECONFIG" \
+		--authentication-kubeconfig "$KUBECONFIG" --authorization-kubeconfig "$KUBECONFIG" \
+		--prometheus-url "http://127.0.0.1:$prom_port" \
+		--config "$ROOT/helm/sluice/examples/prometheus-adapter-values.yaml" --v=1
+	"$K8S_BIN/kubectl" apply -f - >/dev/null 2>&1 <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-adapter, namespace: kube-system}
+spec:
+  ports: [{name: https, port: 443, targetPort: $adapter_port}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: metrics-adapter, namespace: kube-system}
+subsets:
+  - addresses: [{ip: $NODE_IP}]
+    ports: [{name: https, port: $adapter_port}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-adapter, namespace: kube-system, port: 443}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+	wait_for "$TIMEOUT" "APIService v1beta1.external.metrics.k8s.io" apiservice_available || return 1
+
 	wait_for "$TIMEOUT" "node $NODE Ready" node_ready || return 1
 	# The default ServiceAccount appears with the controller-manager.
 	wait_for "$TIMEOUT" "ServiceAccount default" "$K8S_BIN/kubectl" get serviceaccount default || return 1
@@ -474,7 +547,13 @@ HELM=$HELM
 NODE_IP=$NODE_IP
 POD_GATEWAY=$POD_GATEWAY
 NODE=$NODE
+PROMETHEUS_URL=http://127.0.0.1:$prom_port
+PROMETHEUS_TARGETS=$RUN/prometheus-targets.json
 EOF
+}
+
+apiservice_available() {
+	[[ $("$K8S_BIN/kubectl" get apiservice v1beta1.external.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) == True ]]
 }
 
 node_ready() {
@@ -500,7 +579,7 @@ down() {
 	local ctr=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io) name t c m
 	[[ -f $RUN/env ]] && source "$RUN/env"
 	# 1. No new pods: stop the kubelet and the control plane first.
-	for name in kubelet kube-controller-manager kube-scheduler coredns; do stop_pid "$name"; done
+	for name in kubelet kube-controller-manager kube-scheduler coredns metrics-adapter prometheus; do stop_pid "$name"; done
 	# 2. Every container and sandbox: kill, delete (runc removes its cgroups),
 	#    then the sandboxes' network namespaces and the CNI's iptables rules
 	#    go below.
@@ -598,7 +677,7 @@ verify() {
 			bad=1
 		fi
 	done
-	for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns; do
+	for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns prometheus metrics-adapter; do
 		[[ -f $RUN/pids/$name ]] && { log "still recorded: $name"; bad=1; }
 	done
 	# No process started from the run directory (containerd's shims and the
@@ -622,6 +701,7 @@ preflight() {
 	packages || skip "could not install containerd, runc, the CNI plugins or iptables"
 	tools || skip "could not build the Kubernetes binaries or CoreDNS"
 	pause_image || skip "could not build the pause image"
+	PROMETHEUS=$(command -v prometheus) || skip "no prometheus and could not install it"
 }
 
 case ${1:-} in
@@ -651,7 +731,8 @@ case ${1:-} in
 			skip "the cluster did not start"
 		fi
 		rc=0
-		(cd "$ROOT" && KUBECONFIG=$RUN/admin.kubeconfig go run ./e2e/cmd/cluster -env "$RUN/env" -tag "${ref##*:}") || rc=$?
+		(cd "$ROOT" && KUBECONFIG=$RUN/admin.kubeconfig go run ./e2e/cmd/cluster -env "$RUN/env" -tag "${ref##*:}" \
+			${SLUICEDEV_CLUSTER_PLOT:+-plot "$SLUICEDEV_CLUSTER_PLOT"}) || rc=$?
 		log "scenario: exit $rc after $((SECONDS - start_t))s"
 		down || rc=1
 		exit $rc
