@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -76,8 +77,11 @@ func TestAMemberThatDiesWhileJoiningHoldsTheGroupNoLongerThanTheRebalanceTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	resp, err := join.RequestWith(ctx, dying)
 	cancel()
-	if err != nil || resp.ErrorCode != 79 { // MEMBER_ID_REQUIRED
-		t.Fatalf("first JoinGroup: %v, error code %v; want MEMBER_ID_REQUIRED", err, resp)
+	if err != nil {
+		t.Fatalf("first JoinGroup: %v", err)
+	}
+	if resp.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first JoinGroup: error code %d, want MEMBER_ID_REQUIRED", resp.ErrorCode)
 	}
 	join.MemberID = resp.MemberID
 	ctx, cancel = context.WithCancel(context.Background())

@@ -123,13 +123,7 @@ func (m *member) firstDelivery(t *testing.T, timeout time.Duration) time.Duratio
 // least a broker accepts; SLUICEDEV_STALL_SESSION_TIMEOUT for another) are
 // logged; docs/KAFKA.md has them for the real broker at the default 45 s.
 func TestStaticMembershipStall(t *testing.T) {
-	session := 6 * time.Second
-	if s := os.Getenv("SLUICEDEV_STALL_SESSION_TIMEOUT"); s != "" {
-		var err error
-		if session, err = time.ParseDuration(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	session := stallSessionTimeout(t)
 	for _, tc := range []struct {
 		name     string
 		instance string
@@ -232,13 +226,7 @@ func (p *partitions) all(n int) (time.Time, bool) {
 // its partitions at the next heartbeat; a static member does not leave,
 // and its partitions wait until its session expires.
 func TestStaticMembershipCostOnStop(t *testing.T) {
-	session := 6 * time.Second
-	if s := os.Getenv("SLUICEDEV_STALL_SESSION_TIMEOUT"); s != "" {
-		var err error
-		if session, err = time.ParseDuration(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	session := stallSessionTimeout(t)
 	for _, tc := range []struct {
 		name   string
 		static bool
@@ -288,4 +276,19 @@ func TestStaticMembershipCostOnStop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stallSessionTimeout is the session timeout of the static-membership
+// tests: 6 s, the least a broker accepts, or SLUICEDEV_STALL_SESSION_TIMEOUT.
+func stallSessionTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	s := os.Getenv("SLUICEDEV_STALL_SESSION_TIMEOUT")
+	if s == "" {
+		return 6 * time.Second
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

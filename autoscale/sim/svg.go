@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"strings"
+
+	"github.com/sluicehq/sluice/internal/plot"
 )
 
 // colours per controller, and for the optimum and the oracle.
@@ -65,7 +67,7 @@ func WriteSVG(w io.Writer, c Comparison, maxWorkers int) error {
 			maxDone = math.Max(maxDone, math.Max(p.Done, p.Oracle))
 		}
 	}
-	maxDone = niceCeil(maxDone)
+	maxDone = plot.NiceCeil(maxDone)
 	workerTicks := []float64{}
 	for v := 1.0; v <= float64(maxWorkers); v *= 4 {
 		workerTicks = append(workerTicks, v)
@@ -187,18 +189,4 @@ func intLabel(v float64) string {
 	default:
 		return fmt.Sprintf("%g", math.Round(v))
 	}
-}
-
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*p >= v {
-			return m * p
-		}
-	}
-	return 10 * p
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"strings"
+
+	"github.com/sluicehq/sluice/internal/plot"
 )
 
 // plotRamp draws the ramp as three panels sharing the time axis: pods
@@ -58,7 +60,7 @@ func plotRamp(w io.Writer, title string, r *Ramp) error {
 				yMax = math.Max(yMax, se.v(s))
 			}
 		}
-		yMax = niceCeil(yMax * 1.05)
+		yMax = plot.NiceCeil(yMax * 1.05)
 		fmt.Fprintf(&b, `<text x="%d" y="%.0f" font-size="13" font-weight="bold" %s>%s</text>`+"\n", left, y0-6, font, html.EscapeString(p.title))
 		fmt.Fprintf(&b, `<rect x="%d" y="%.0f" width="%.0f" height="%d" fill="none" stroke="#bbb"/>`+"\n", left, y0, plotW, panelH)
 		for k := 0; k <= 4; k++ {
@@ -93,19 +95,6 @@ func plotRamp(w io.Writer, title string, r *Ramp) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*p >= v {
-			return m * p
-		}
-	}
-	return 10 * p
 }
 
 func trimFloat(v float64) string {
