@@ -108,6 +108,7 @@ func (p *pipeline) deadLetter(ctx context.Context, m *Message, cause error, reas
 
 // drop gives m up, loudly.
 func (p *pipeline) drop(m *Message, cause error, reason string) {
+	m.dropped = true
 	p.dl.dropped.Inc()
 	p.log.Warn("record dropped", "reason", reason, "policy", DeadLetterDrop, "topic", m.Topic,
 		"partition", m.Partition, "offset", m.Offset, "attempts", m.Attempt, errAttr(cause))

@@ -43,6 +43,9 @@ type Message struct {
 	// gaveUp is why the pipeline gave the message up (dead-lettered or
 	// dropped); "" when the sink delivered it. onDone sees it.
 	gaveUp string
+	// dropped: given up without reaching a dead-letter destination (the
+	// drop policy), as opposed to dead-lettered.
+	dropped bool
 }
 
 // Header is one record header.
