@@ -23,6 +23,10 @@ const (
 // Sources.
 const (
 	SourceKafka = "kafka"
+	// SourceKafkaShare is a member of a Kafka share group (KIP-932, Kafka
+	// 4.2+): at least once, records acknowledged one by one, any number of
+	// members per partition, no order (see shareSource).
+	SourceKafkaShare = "kafka-share"
 	// SourceJetStream is a NATS JetStream durable pull consumer: at least
 	// once, with pulls sized from the window (see NATSConfig).
 	SourceJetStream = "jetstream"
@@ -53,7 +57,8 @@ type Config struct {
 	// regardless: it is enforced when records are admitted.
 	PauseDelay time.Duration
 
-	// Ordering of deliveries (default OrderKey).
+	// Ordering of deliveries (default OrderKey; OrderNone for SourceKafkaShare,
+	// which allows no other).
 	Ordering Ordering
 	// Workers is the pool size to start with (default 8). The pool can be
 	// resized at any time with Resize.
@@ -146,6 +151,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Ordering == "" {
 		c.Ordering = OrderKey
+		if c.Source == SourceKafkaShare {
+			c.Ordering = OrderNone // a share group has no order to keep
+		}
 	}
 	def(&c.Workers, 8)
 	def(&c.BatchMax, 256)
@@ -165,7 +173,7 @@ func (c *Config) setDefaults() {
 	if c.Source == "" {
 		c.Source = SourceKafka
 	}
-	if c.Source == SourceKafka {
+	if c.Source == SourceKafka || c.Source == SourceKafkaShare {
 		c.Kafka.setDefaults(c)
 	}
 	if c.Source == SourceJetStream || c.Source == SourceNATS {
@@ -240,6 +248,16 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateFailure()...)
 	if c.Source == SourceKafka {
 		errs = append(errs, c.Kafka.validate()...)
+	}
+	if c.Source == SourceKafkaShare {
+		errs = append(errs, c.Kafka.validate()...)
+		if c.Ordering != OrderNone {
+			bad("Ordering", c.Ordering, "want none with the kafka-share source: a share group hands any record to any member, "+
+				"so no order by key or partition can be kept (use the kafka source for ordered delivery)")
+		}
+		if c.Kafka.InstanceID != "" {
+			bad("Kafka.InstanceID", c.Kafka.InstanceID, "want none with the kafka-share source: share groups have no static membership")
+		}
 	}
 	if c.Source == SourceJetStream || c.Source == SourceNATS {
 		errs = append(errs, c.NATS.validate(c.Source)...)

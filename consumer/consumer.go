@@ -75,12 +75,14 @@ func newSource(c *Consumer) (source, error) {
 	switch c.cfg.Source {
 	case SourceKafka:
 		return newKafkaSource(c)
+	case SourceKafkaShare:
+		return newShareSource(c)
 	case SourceJetStream:
 		return newJetStreamSource(c)
 	case SourceNATS:
 		return newCoreNATSSource(c)
 	}
-	return nil, &FieldError{Field: "Source", Value: c.cfg.Source, Want: "want kafka, jetstream or nats"}
+	return nil, &FieldError{Field: "Source", Value: c.cfg.Source, Want: "want kafka, kafka-share, jetstream or nats"}
 }
 
 // Option configures a Consumer's collaborators.

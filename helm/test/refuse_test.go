@@ -48,6 +48,7 @@ func TestRefuses(t *testing.T) {
 		{"admin address on the http port", "config: {httpAddr: \":9000\", adminAddr: \"127.0.0.1:9000\"}", "share port 9000"},
 		{"http address on the default admin port", "config: {httpAddr: \":8081\"}", "share port 8081"},
 		{"bad admin address", "config: {adminAddr: localhost}", "adminAddr"},
+		{"KEDA's Kafka scaler on a share group", "config: {source: kafka-share}\nautoscaling: {keda: {enabled: true, prometheus: {serverAddress: http://p:9090}, kafka: {enabled: true}}}", "not share groups"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vals := merge(readValues(t, "default"), parseValues(t, tc.set))
@@ -86,6 +87,7 @@ func TestRenders(t *testing.T) {
 		{"NATS sizes and counts as given", "config: {nats: {pendingMsgs: 1000000, pendingBytes: 1GiB, pullMaxRecords: \"5000\"}}", "value: \"1000000\""},
 		{"PDB minAvailable wins over the default maxUnavailable", "podDisruptionBudget: {minAvailable: 2}", "minAvailable: 2"},
 		{"maxReplicas capped at partitions", "autoscaling: {partitions: 6, maxReplicas: 50, keda: {enabled: true, prometheus: {serverAddress: http://p:9090}}}", "maxReplicaCount: 6"},
+		{"a share group is not capped at partitions", "config: {source: kafka-share}\nautoscaling: {partitions: 6, maxReplicas: 50, keda: {enabled: true, prometheus: {serverAddress: http://p:9090}}}", "maxReplicaCount: 50"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vals := merge(readValues(t, "default"), parseValues(t, tc.set))

@@ -39,4 +39,6 @@ func numAt(v any, keys ...string) float64 {
 
 func intAt(v any, keys ...string) int { return int(numAt(v, keys...)) }
 
+func strAt(v any, keys ...string) string { s, _ := at(v, keys...).(string); return s }
+
 func itoa(i int) string { return strconv.Itoa(i) }

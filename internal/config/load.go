@@ -223,7 +223,7 @@ func (l *loader) check(cfg *Config) {
 			l.bad(name, "want one of "+strings.Join(allowed, ", "))
 		}
 	}
-	oneOf("SOURCE", cfg.Consumer.Source, consumer.SourceKafka, consumer.SourceJetStream, consumer.SourceNATS)
+	oneOf("SOURCE", cfg.Consumer.Source, consumer.SourceKafka, consumer.SourceKafkaShare, consumer.SourceJetStream, consumer.SourceNATS)
 	oneOf("SINK", cfg.Sink, SinkKinds...)
 	oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
 

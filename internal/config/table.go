@@ -17,7 +17,7 @@ type setting struct {
 
 // table is every variable, in the order the docs list them.
 var table = []setting{
-	{name: "SOURCE", to: "Consumer.Source", help: "where messages come from: kafka, jetstream (NATS JetStream, at least once) or nats (core NATS, at most once)"},
+	{name: "SOURCE", to: "Consumer.Source", help: "where messages come from: kafka (a consumer group), kafka-share (a Kafka 4.2+ share group: no order, more replicas than partitions; see docs/KAFKA.md), jetstream (NATS JetStream, at least once) or nats (core NATS, at most once)"},
 
 	{name: "NATS_URL", to: "Consumer.NATS.URL", url: true, help: "jetstream and nats sources: server URL(s), comma separated; tls:// requires TLS"},
 	{name: "NATS_NAME", to: "Consumer.NATS.Name", help: "jetstream and nats sources: connection name the server shows"},
@@ -54,7 +54,7 @@ var table = []setting{
 	{name: "KAFKA_BROKERS", to: "Consumer.Kafka.Brokers", help: "bootstrap brokers, comma separated host:port (required for kafka)"},
 	{name: "KAFKA_TOPICS", to: "Consumer.Kafka.Topics", help: "topics to consume, comma separated (required for kafka unless SLUICE_KAFKA_TOPICS_REGEX is set)"},
 	{name: "KAFKA_TOPICS_REGEX", to: "Consumer.Kafka.TopicsRegex", help: "consume every topic whose whole name matches this regular expression (RE2), instead of SLUICE_KAFKA_TOPICS; topics created later are picked up at the next metadata refresh (within 5m)"},
-	{name: "KAFKA_GROUP", to: "Consumer.Kafka.Group", help: "consumer group; replicas with the same group share the partitions"},
+	{name: "KAFKA_GROUP", to: "Consumer.Kafka.Group", help: "consumer group (kafka-share: the share group); replicas with the same group share the partitions (kafka-share: the records)"},
 	{name: "KAFKA_CLIENT_ID", to: "Consumer.Kafka.ClientID", derived: true, help: "client id sent to the brokers (default: the host name, which in Kubernetes is the pod name)"},
 	{name: "KAFKA_INSTANCE_ID", to: "Consumer.Kafka.InstanceID", help: "static group membership (group.instance.id, unique per replica, e.g. the pod name): a member restarted within the session timeout gets its partitions back at once; but a member that stops for good does not leave the group, its partitions wait for the session timeout (see docs/KAFKA.md)"},
 	{name: "KAFKA_ISOLATION", to: "Consumer.Kafka.Isolation", help: "read_committed (records of aborted transactions are never delivered) or read_uncommitted (everything, as soon as written)"},
@@ -78,7 +78,7 @@ var table = []setting{
 	{name: "BUFFER_HIGH_WATER", to: "Consumer.HighWater", help: "fraction of the budget at which partitions pause"},
 	{name: "BUFFER_LOW_WATER", to: "Consumer.LowWater", help: "fraction of the budget at which paused partitions resume"},
 	{name: "BUFFER_PAUSE_DELAY", to: "Consumer.PauseDelay", help: "how long the window stays above high water (not yet back at low) before partitions pause; the budget holds regardless"},
-	{name: "ORDERING", to: "Consumer.Ordering", help: "key (same key in order), partition, or none"},
+	{name: "ORDERING", to: "Consumer.Ordering", derived: true, help: "key (same key in order), partition, or none (default: key; none for kafka-share, which allows no other)"},
 	{name: "BATCH_MAX", to: "Consumer.BatchMax", help: "most messages a worker takes from one lane at once"},
 	{name: "WORKERS_MIN", to: "Autoscale.Min", help: "fewest workers"},
 	{name: "WORKERS_MAX", to: "Autoscale.Max", help: "most workers"},

@@ -121,6 +121,9 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- if and (or $a.hpa.enabled $a.keda.enabled) (gt (int $a.minReplicas) (int (include "sluice.maxReplicas" .))) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above the effective maxReplicas (%s: maxReplicas capped at autoscaling.partitions)" (int $a.minReplicas) (include "sluice.maxReplicas" .)) }}
 {{- end }}
+{{- if and $a.keda.enabled $a.keda.kafka.enabled (eq .Values.config.source "kafka-share") }}
+{{- fail "autoscaling.keda.kafka: KEDA's Kafka scaler reads consumer groups, not share groups; with config.source kafka-share scale on Sluice's signal (autoscaling.keda.prometheus)" }}
+{{- end }}
 {{- if and $a.hpa.enabled (lt (int $a.minReplicas) 1) }}
 {{- fail "autoscaling.minReplicas must be at least 1 with the HPA (scale to zero needs KEDA: autoscaling.keda.idleReplicaCount: 0)" }}
 {{- end }}
@@ -136,9 +139,9 @@ Deployment, so a bad combination fails `helm install` and `helm template`.
 {{- fail (printf "config.adminAddr and config.httpAddr share port %s: the admin endpoints (drain, pprof) must not be served where the metrics are; pick another port for either" $adminPort) }}
 {{- end }}
 {{- $c := .Values.config }}
-{{- if eq $c.source "kafka" }}
-{{- if or (not $c.kafka.brokers) (not $c.kafka.topics) }}
-{{- fail "config.source is kafka: set config.kafka.brokers and config.kafka.topics" }}
+{{- if or (eq $c.source "kafka") (eq $c.source "kafka-share") }}
+{{- if or (not $c.kafka.brokers) (and (not $c.kafka.topics) (not $c.kafka.topicsRegex)) }}
+{{- fail (printf "config.source is %s: set config.kafka.brokers and config.kafka.topics" $c.source) }}
 {{- end }}
 {{- else }}
 {{- if not $c.nats.url }}
@@ -172,7 +175,7 @@ autoscaling.partitions when that is known (a member without a partition idles).
 {{- define "sluice.maxReplicas" -}}
 {{- $max := int .Values.autoscaling.maxReplicas }}
 {{- $parts := int .Values.autoscaling.partitions }}
-{{- if and (gt $parts 0) (lt $parts $max) }}{{ $parts }}{{ else }}{{ $max }}{{ end }}
+{{- if and (gt $parts 0) (lt $parts $max) (ne .Values.config.source "kafka-share") }}{{ $parts }}{{ else }}{{ $max }}{{ end }}
 {{- end }}
 
 {{/*
