@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -21,26 +23,46 @@ import (
 	"github.com/sluicehq/sluice/sinks"
 )
 
-// benchOverhead preloads records, then consumes them alternately with the
-// Sluice pipeline (noop sink) and a plain franz-go poll loop, and reports
-// the medians and their ratio. Both are timed from creating the client to
-// the last record done, so both include joining the group.
+// benchOverhead preloads records, then consumes them alternately with a
+// plain franz-go poll loop and with the Sluice pipeline (noop sink) in each
+// of the given orderings, and reports the medians and the ratios against the
+// loop. Every side is timed from creating the client to the last record
+// done, so each includes joining the group. Besides the rate it reports, per
+// record, the process's CPU time and the heap allocations (objects and
+// bytes), and the share of the runtime's CPU estimate spent in garbage
+// collection. With the embedded broker those include kfake's own work, which
+// is the same for every side.
 func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench overhead", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	records := fs.Int("records", 1_000_000, "records to preload and consume per round")
 	size := fs.Int("size", 100, "value size in bytes")
 	partitions := fs.Int("partitions", 8, "partitions of the bench topic")
-	rounds := fs.Int("rounds", 5, "rounds (each runs both, alternating which goes first)")
-	ordering := fs.String("ordering", "key", "Sluice ordering: key, partition or none")
-	keys := fs.Int("keys", 0, "distinct keys (0: records have no key)")
+	rounds := fs.Int("rounds", 5, "rounds (each runs every side, alternating the order)")
+	orderings := fs.String("ordering", "none,partition,key", "Sluice orderings to run, comma-separated: key, partition, none")
+	keys := fs.Int("keys", 4096, "distinct keys (0: records have no key)")
 	workers := fs.Int("workers", 4, "Sluice workers")
 	maxRecords := fs.Int("max-records", 0, "Sluice window budget in records (0: the default)")
 	fetchMaxBytes := fs.Int64("fetch-max-bytes", 0, "Sluice fetch size (0: derived from the budget)")
 	highWater := fs.Float64("high-water", 0, "Sluice high-water mark (0: the default)")
-	only := fs.String("only", "", "run only raw or sluice rounds (for profiling)")
+	only := fs.String("only", "", "run only this side: raw, or one ordering (for profiling)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var ords []string
+	for _, o := range strings.Split(*orderings, ",") {
+		switch o = strings.TrimSpace(o); o {
+		case "key", "partition", "none":
+			ords = append(ords, o)
+		case "":
+		default:
+			fmt.Fprintf(stderr, "bench: ordering %q: want key, partition or none\n", o)
+			return 2
+		}
+	}
+	if len(ords) == 0 {
+		fmt.Fprintln(stderr, "bench: no ordering to run")
 		return 2
 	}
 	if *cpuprofile != "" {
@@ -79,40 +101,73 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 			return 1
 		}
 	}
-	fmt.Fprintf(stdout, "preloading %d records of %d bytes into %s (%d partitions) on %s\n",
-		*records, *size, topic, *partitions, where)
+	fmt.Fprintf(stdout, "preloading %d records of %d bytes (%d keys) into %s (%d partitions) on %s\n",
+		*records, *size, *keys, topic, *partitions, where)
 	if err := preload(ctx, brokers, topic, *records, *size, *keys); err != nil {
 		fmt.Fprintln(stderr, "bench: preload:", err)
 		return 1
 	}
-	res, err := alternate(*rounds, *records, *only, stdout, "records", map[string]func(int) (float64, error){
+	sides := map[string]func(int) (float64, error){
 		"raw": func(r int) (float64, error) {
 			return rawRound(ctx, brokers, topic, fmt.Sprintf("%s-raw-%d", topic, r), *records)
 		},
-		"sluice": func(r int) (float64, error) {
-			cfg := consumer.Config{Ordering: consumer.Ordering(*ordering), Workers: *workers, MaxRecords: *maxRecords, HighWater: *highWater,
-				Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{topic}, Group: fmt.Sprintf("%s-sluice-%d", topic, r),
+	}
+	names := []string{"raw"}
+	pauses := map[string][]float64{} // partition pauses by ordering, by round
+	for _, o := range ords {
+		names = append(names, o)
+		sides[o] = func(r int) (float64, error) {
+			cfg := consumer.Config{Ordering: consumer.Ordering(o), Workers: *workers, MaxRecords: *maxRecords, HighWater: *highWater,
+				Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{topic}, Group: fmt.Sprintf("%s-%s-%d", topic, o, r),
 					FetchMaxBytes: *fetchMaxBytes}}
-			return sluiceRound(ctx, cfg, *records)
-		},
-	})
+			rps, st, err := sluiceRoundStats(ctx, cfg, *records)
+			pauses[o] = append(pauses[o], float64(st.Pauses))
+			return rps, err
+		}
+	}
+	res, err := alternateSides(*rounds, *records, *only, stdout, "records", names, sides)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
-	raw, slu := res["raw"].rps, res["sluice"].rps
-	rawCPU, sluCPU := res["raw"].cpuNs, res["sluice"].cpuNs
-	mr, ms := median(raw), median(slu)
+	summary := func(r *sideResults) map[string]any {
+		return map[string]any{
+			"rps": int64(median(r.rps)), "cpu_ns_per_record": int64(median(r.cpuNs)),
+			"allocs_per_record": round3(median(r.allocs)), "alloc_bytes_per_record": int64(median(r.allocBytes)),
+			"gc_share": round3(median(r.gcShare)),
+		}
+	}
+	raw := res["raw"]
+	mr := median(raw.rps)
 	if mr == 0 {
 		mr = 1
 	}
-	out, _ := json.Marshal(map[string]any{
+	out := map[string]any{
 		"records": *records, "size": *size, "partitions": *partitions, "rounds": *rounds,
-		"ordering": *ordering, "keys": *keys, "workers": *workers, "brokers": where,
-		"raw_rps": int64(mr), "sluice_rps": int64(ms), "ratio": float64(int(ms/mr*1000)) / 1000,
-		"raw_cpu_ns_per_record": int64(median(rawCPU)), "sluice_cpu_ns_per_record": int64(median(sluCPU)),
-	})
-	fmt.Fprintln(stdout, string(out))
+		"keys": *keys, "workers": *workers, "brokers": where, "raw": summary(raw),
+	}
+	fmt.Fprintf(stdout, "\nmedians of %d rounds, %d records of %d bytes, %d keys, %d partitions, %d workers, %s\n",
+		*rounds, *records, *size, *keys, *partitions, *workers, where)
+	fmt.Fprintf(stdout, "%-10s %12s %7s %12s %14s %14s %9s %7s\n", "side", "records/s", "ratio", "CPU ns/rec", "allocs/rec", "bytes/rec", "GC share", "pauses")
+	line := func(name string, r *sideResults) {
+		fmt.Fprintf(stdout, "%-10s %12.0f %7.3f %12.0f %14.3f %14.0f %8.1f%% %7.0f\n", name, median(r.rps), median(r.rps)/mr,
+			median(r.cpuNs), median(r.allocs), median(r.allocBytes), 100*median(r.gcShare), median(pauses[name]))
+	}
+	line("raw", raw)
+	for _, o := range ords {
+		r := res[o]
+		if len(r.rps) == 0 {
+			continue
+		}
+		line(o, r)
+		s := summary(r)
+		s["ratio"] = round3(median(r.rps) / mr)
+		s["cpu_ratio"] = round3(median(r.cpuNs) / max(1, median(raw.cpuNs)))
+		s["pauses"] = median(pauses[o])
+		out[o] = s
+	}
+	js, _ := json.Marshal(out)
+	fmt.Fprintln(stdout, string(js))
 	return 0
 }
 
@@ -176,9 +231,17 @@ func rawRound(ctx context.Context, brokers []string, topic, group string, n int)
 }
 
 func sluiceRound(ctx context.Context, cfg consumer.Config, n int) (float64, error) {
+	rps, _, err := sluiceRoundStats(ctx, cfg, n)
+	return rps, err
+}
+
+// sluiceRoundStats is sluiceRound, also returning the consumer's Stats at
+// the end of the round (its pauses, say).
+func sluiceRoundStats(ctx context.Context, cfg consumer.Config, n int) (float64, consumer.Stats, error) {
+	var st consumer.Stats
 	c, err := consumer.New(cfg, sinks.Noop{}, consumer.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
-		return 0, err
+		return 0, st, err
 	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -187,34 +250,49 @@ func sluiceRound(ctx context.Context, cfg consumer.Config, n int) (float64, erro
 	go func() { done <- c.Run(rctx) }()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		st := c.Stats()
+		st = c.Stats()
 		if st.Completed >= uint64(n) {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
 			<-done
-			return 0, fmt.Errorf("timed out at %d of %d records", st.Completed, n)
+			return 0, st, fmt.Errorf("timed out at %d of %d records", st.Completed, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	rps := float64(n) / time.Since(start).Seconds()
 	stop()
-	return rps, <-done
+	return rps, st, <-done
 }
 
-// sideResults are one side's rates and process CPU time per item, by round.
-type sideResults struct{ rps, cpuNs []float64 }
+// sideResults are one side's figures by round: the rate, and per item the
+// process's CPU time and heap allocations (objects, bytes), and the share of
+// the runtime's CPU estimate that went to garbage collection.
+type sideResults struct{ rps, cpuNs, allocs, allocBytes, gcShare []float64 }
 
-// alternate runs the "raw" and "sluice" sides once a round, alternating
-// which goes first (only, if set, runs just that side), and records each
-// round's rate and the process's CPU time per item, printing a line a
-// round. Both sides run in this process, so their CPU figures compare.
+// alternate runs the "raw" and "sluice" sides once a round; see
+// alternateSides.
 func alternate(rounds, items int, only string, stdout io.Writer, unit string,
 	sides map[string]func(round int) (float64, error)) (map[string]*sideResults, error) {
-	res := map[string]*sideResults{"raw": {}, "sluice": {}}
+	return alternateSides(rounds, items, only, stdout, unit, []string{"raw", "sluice"}, sides)
+}
+
+// alternateSides runs each named side once a round, rotating which goes
+// first and reversing the order every other round, so that no side always
+// follows the same one (only, if set, runs just that side), and records each
+// round's figures, printing a line a round. All sides run in this process,
+// so their CPU and allocation figures compare.
+func alternateSides(rounds, items int, only string, stdout io.Writer, unit string, names []string,
+	sides map[string]func(round int) (float64, error)) (map[string]*sideResults, error) {
+	res := make(map[string]*sideResults, len(names))
+	for _, n := range names {
+		res[n] = &sideResults{}
+	}
 	for r := range rounds {
-		order := []string{"raw", "sluice"}
+		order := slices.Clone(names)
+		k := (r / 2) % len(order)
+		order = append(order[k:], order[:k]...)
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
@@ -222,18 +300,73 @@ func alternate(rounds, items int, only string, stdout io.Writer, unit string,
 			if only != "" && which != only {
 				continue
 			}
-			cpu0 := cpuTime()
+			runtime.GC()
+			before := readRuntime()
 			rps, err := sides[which](r)
 			if err != nil {
 				return nil, fmt.Errorf("%s round %d: %w", which, r+1, err)
 			}
-			cpuNs := float64(cpuTime()-cpu0) / float64(items)
-			res[which].rps = append(res[which].rps, rps)
-			res[which].cpuNs = append(res[which].cpuNs, cpuNs)
-			fmt.Fprintf(stdout, "round %d  %-6s %10.0f %s/s  %6.0f ns CPU per item\n", r+1, which, rps, unit, cpuNs)
+			after := readRuntime()
+			d := after.sub(before)
+			n := float64(items)
+			sr := res[which]
+			sr.rps = append(sr.rps, rps)
+			sr.cpuNs = append(sr.cpuNs, float64(d.cpu)/n)
+			sr.allocs = append(sr.allocs, float64(d.objects)/n)
+			sr.allocBytes = append(sr.allocBytes, float64(d.bytes)/n)
+			share := 0.0
+			if d.used > 0 {
+				share = d.gc / d.used
+			}
+			sr.gcShare = append(sr.gcShare, share)
+			fmt.Fprintf(stdout, "round %d  %-9s %10.0f %s/s  %6.0f ns CPU  %7.3f allocs  %5.0f B per item  GC %4.1f%%\n",
+				r+1, which, rps, unit, float64(d.cpu)/n, float64(d.objects)/n, float64(d.bytes)/n, 100*share)
 		}
 	}
 	return res, nil
+}
+
+// runtimeSample is the process's CPU time, its cumulative heap allocations
+// and the runtime's estimate of CPU seconds used in all and by the GC.
+type runtimeSample struct {
+	cpu      time.Duration
+	objects  uint64
+	bytes    uint64
+	gc, used float64
+}
+
+var runtimeMetrics = []string{
+	"/gc/heap/allocs:objects", "/gc/heap/allocs:bytes",
+	"/cpu/classes/gc/total:cpu-seconds", "/cpu/classes/total:cpu-seconds", "/cpu/classes/idle:cpu-seconds",
+}
+
+// readRuntime samples the figures alternateSides reports. The runtime's CPU
+// classes are estimates (only comparable with each other), so the GC share
+// is GC seconds over the seconds not idle, both from them.
+func readRuntime() runtimeSample {
+	ms := make([]metrics.Sample, len(runtimeMetrics))
+	for i, n := range runtimeMetrics {
+		ms[i].Name = n
+	}
+	metrics.Read(ms)
+	f := func(i int) float64 {
+		if ms[i].Value.Kind() == metrics.KindFloat64 {
+			return ms[i].Value.Float64()
+		}
+		return 0
+	}
+	u := func(i int) uint64 {
+		if ms[i].Value.Kind() == metrics.KindUint64 {
+			return ms[i].Value.Uint64()
+		}
+		return 0
+	}
+	return runtimeSample{cpu: cpuTime(), objects: u(0), bytes: u(1), gc: f(2), used: f(3) - f(4)}
+}
+
+func (a runtimeSample) sub(b runtimeSample) runtimeSample {
+	return runtimeSample{cpu: a.cpu - b.cpu, objects: a.objects - b.objects, bytes: a.bytes - b.bytes,
+		gc: a.gc - b.gc, used: a.used - b.used}
 }
 
 func median(xs []float64) float64 {
