@@ -32,7 +32,10 @@ import (
 //  2. duplicates: deliveries beyond the first (dead-lettered copies
 //     included) stay within the faults' allowance: one window per crash
 //     (SIGKILL), per silent member (lost partitions) and per rebalance that
-//     meets a sink that is not fast; 0 otherwise (clean drains).
+//     meets a sink that is not fast; 0 otherwise (clean drains). A share
+//     group (kfake-share, kafka-share) has no revokes: a crash or a silence
+//     repeats at most the one poll the member held (at most a window); a
+//     join, a leave or a sink fault repeats nothing.
 //  3. concurrent/order: no two deliveries of one ordering lane overlap
 //     (Kafka: across members; JetStream: within a member), and per lane the
 //     first attempts come in offset order. Overlaps with a zombie (a member
@@ -44,6 +47,8 @@ import (
 //     CheckRecoveryBound; after the last fault everything is delivered
 //     within the drain timeout; every SIGTERM exits 0 within the shutdown
 //     timeout.
+//  6. unsettled (share groups): once every member has left, the group's
+//     share-group offsets show no record left unacknowledged.
 
 // CheckRSSConstant is what a member may hold beyond its byte budget: the Go
 // runtime, franz-go or nats.go buffers, one fetch, the HTTP client.
@@ -74,8 +79,15 @@ type Checker struct {
 	src checkSource
 }
 
-// NewKafkaChecker checks against b (kfake or a real broker behind a proxy).
+// NewKafkaChecker checks a consumer group against b (kfake or a real
+// broker behind a proxy).
 func NewKafkaChecker(b Broker) *Checker { return &Checker{src: &kafkaCheckSource{b: b}} }
+
+// NewShareChecker checks a share group (SLUICE_SOURCE=kafka-share) against
+// b; its kind is kfake-share or kafka-share.
+func NewShareChecker(b Broker) *Checker {
+	return &Checker{src: &kafkaCheckSource{b: b, share: true}}
+}
 
 // NewJetStreamChecker starts an in-process nats-server with JetStream
 // (stored in dir) for the checker. Close stops it.
@@ -90,7 +102,7 @@ func NewJetStreamChecker(dir string) (*Checker, error) {
 // Close stops what the checker started (not a Broker it was given).
 func (c *Checker) Close() { c.src.close() }
 
-// Kind is kfake, kafka or jetstream.
+// Kind is kfake, kafka, kfake-share, kafka-share or jetstream.
 func (c *Checker) Kind() string { return c.src.kind() }
 
 func (c *Checker) logf(format string, args ...any) {
@@ -185,11 +197,7 @@ type pendingRecovery struct {
 
 // RunSeed runs the schedule of seed and checks it.
 func (c *Checker) RunSeed(ctx context.Context, seed uint64) *CheckResult {
-	source := "kafka"
-	if c.src.kind() == "jetstream" {
-		source = "jetstream"
-	}
-	plan := NewPlan(seed, source, c.Opts)
+	plan := NewPlan(seed, c.src.source(), c.Opts)
 	res := &CheckResult{Seed: seed, Broker: c.src.kind(), Plan: plan, Faults: map[string]int{},
 		Counts: map[string]int{}, Replay: c.replay(seed)}
 	t0 := time.Now()
@@ -319,7 +327,7 @@ func (r *schedRun) memberEnv(name string) map[string]string {
 		"SLUICE_RETRY_MAX_ATTEMPTS":        "20",
 		"SLUICE_LOG_LEVEL":                 "info",
 	}
-	if p.Source == "kafka" {
+	if p.Source != "jetstream" {
 		e["SLUICE_KAFKA_CLIENT_ID"] = "check-" + name
 	} else {
 		e["SLUICE_NATS_NAME"] = "check-" + name
@@ -381,7 +389,9 @@ func (r *schedRun) dupBound() int {
 // rebalanceAllowance: a rebalance (join or leave) whose revokes may meet a
 // sink that is not fast (a span on within 5 s after it, or on now) may
 // leave a window of delivered-but-uncommitted records behind: the revoke
-// waits only SLUICE_REBALANCE_TIMEOUT. Kafka only: JetStream has no revokes.
+// waits only SLUICE_REBALANCE_TIMEOUT. Kafka consumer groups only: JetStream
+// and share groups have no revokes (a share-group member that leaves
+// releases what it did not deliver, and accepted what it did).
 func (r *schedRun) rebalanceAllowance(at time.Duration) int {
 	if r.plan.Source != "kafka" {
 		return 0
@@ -773,6 +783,13 @@ func (r *schedRun) finalCheck(ctx context.Context) error {
 	}
 	if bad > 0 {
 		rec.Violate("lost", "%d dead-lettered records without valid sluice-dlq-* headers", bad)
+	}
+	left, err := r.c.src.unsettled(ctx)
+	switch {
+	case err != nil:
+		rec.Violate("unsettled", "the group's share offsets could not be read: %v", err)
+	case left != "":
+		rec.Violate("unsettled", "after every member left, the share group still counts records not acknowledged: %s", left)
 	}
 	var redelivered func(PO, time.Time) bool
 	if r.plan.Source == "jetstream" {

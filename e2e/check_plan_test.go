@@ -9,7 +9,7 @@ import (
 // the same faults, records and sink behaviour.
 func TestCheckPlanDeterministic(t *testing.T) {
 	for seed := uint64(0); seed < 50; seed++ {
-		for _, src := range []string{"kafka", "jetstream"} {
+		for _, src := range []string{"kafka", "kafka-share", "jetstream"} {
 			a, b := NewPlan(seed, src, PlanOptions{}), NewPlan(seed, src, PlanOptions{})
 			if !reflect.DeepEqual(a, b) {
 				t.Fatalf("seed %d %s: two plans differ", seed, src)
@@ -47,6 +47,22 @@ func TestCheckPlanDeterministic(t *testing.T) {
 	}
 	if reflect.DeepEqual(NewPlan(1, "kafka", PlanOptions{}), NewPlan(2, "kafka", PlanOptions{})) {
 		t.Fatal("seeds 1 and 2 give the same plan")
+	}
+}
+
+// TestCheckPlanShare: a share group's plan is the consumer group's plan of
+// the same seed (records, faults, sink spans) with ordering none, so a seed
+// found on one replays its faults on the other.
+func TestCheckPlanShare(t *testing.T) {
+	for seed := uint64(0); seed < 50; seed++ {
+		k, s := NewPlan(seed, "kafka", PlanOptions{}), NewPlan(seed, "kafka-share", PlanOptions{})
+		if s.Ordering != "none" {
+			t.Fatalf("seed %d: share plan ordering %q, want none", seed, s.Ordering)
+		}
+		k.Source, k.Ordering = s.Source, s.Ordering
+		if !reflect.DeepEqual(k, s) {
+			t.Fatalf("seed %d: the share plan differs from the kafka plan beyond source and ordering", seed)
+		}
 	}
 }
 

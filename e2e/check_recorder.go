@@ -21,7 +21,7 @@ const MemberHeader = "X-Sluice-Member"
 // Violation is one broken invariant, as the checker saw it.
 type Violation struct {
 	At        time.Duration // since the schedule started
-	Invariant string        // lost, phantom, duplicates, concurrent, order, window, rss, liveness, drain
+	Invariant string        // lost, phantom, duplicates, concurrent, order, window, rss, liveness, drain, unsettled
 	Detail    string
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -23,12 +24,22 @@ var CheckFixedSeeds = map[string][]uint64{
 	"kfake":     {25, 660345196, 7, 38},
 	"kafka":     {8, 30}, // partition, large, black hole, freeze, poison; key, large, kill, failing, throttle
 	"jetstream": {9, 24}, // key, large, kill, blocking, throttle, poison; none, large, freeze, blocking
+	// Share groups (the kafka plan of the seed, ordering none): SHARE_SEEDS
+	"kfake-share": {25, 38},
+	"kafka-share": {4},
 }
+
+// CheckBrokers are the kinds -broker takes: where the records live and
+// which group reads them.
+var CheckBrokers = []string{"kfake", "kafka", "jetstream", "kfake-share", "kafka-share"}
 
 // CheckOptions configures RunChecks.
 type CheckOptions struct {
-	Broker string   // kfake, kafka or jetstream
-	Seeds  []uint64 // run these; with none, random seeds until For
+	// Broker is one of CheckBrokers, or several separated by commas: they
+	// run one after the other, and kinds on the same broker (kafka and
+	// kafka-share) share one start of it.
+	Broker string
+	Seeds  []uint64 // run these on each; with none, For of random seeds, or the fixed seeds of each
 	For    time.Duration
 	Bin    string // the sluice binary (built into Dir when empty)
 	Dir    string
@@ -40,10 +51,20 @@ type CheckOptions struct {
 	Logf                 func(format string, args ...any)
 }
 
-// RunChecks starts the source, runs the schedules and prints each result
+// RunChecks starts the sources, runs the schedules and prints each result
 // as it comes and the table at the end. It returns ErrNoJava when a real
 // broker cannot run here.
 func RunChecks(ctx context.Context, o CheckOptions) ([]*CheckResult, error) {
+	kinds := strings.Split(o.Broker, ",")
+	for i, k := range kinds {
+		if k = strings.TrimSpace(k); k == "" {
+			k = "kfake"
+		}
+		kinds[i] = k
+		if !slices.Contains(CheckBrokers, k) {
+			return nil, fmt.Errorf("unknown broker %q: want one of %s", k, strings.Join(CheckBrokers, ", "))
+		}
+	}
 	if o.Bin == "" {
 		bin, err := Build(ctx, o.Dir)
 		if err != nil {
@@ -51,57 +72,83 @@ func RunChecks(ctx context.Context, o CheckOptions) ([]*CheckResult, error) {
 		}
 		o.Bin = bin
 	}
-	var c *Checker
-	switch o.Broker {
-	case "kfake", "":
-		b, err := NewFake(filepath.Join(o.Dir, "kfake-data"))
-		if err != nil {
-			return nil, err
+	brokers := map[string]Broker{} // kfake or kafka, started once
+	defer func() {
+		for _, b := range brokers {
+			b.Close()
 		}
-		defer b.Close()
-		c = NewKafkaChecker(b)
-	case "kafka":
-		root, err := repoRoot()
-		if err != nil {
-			return nil, err
+	}()
+	broker := func(base string) (Broker, error) {
+		if b := brokers[base]; b != nil {
+			return b, nil
 		}
-		b, err := NewReal(ctx, RealConfig{Script: filepath.Join(root, "scripts", "kafka.sh"),
-			RunDir: filepath.Join(o.Dir, "kafka"), Port: o.KafkaPort, ProxyPort: o.ProxyPort, Logf: o.Logf})
-		if err != nil {
-			return nil, err
-		}
-		defer b.Close()
-		c = NewKafkaChecker(b)
-	case "jetstream":
+		var b Broker
 		var err error
-		if c, err = NewJetStreamChecker(o.Dir); err != nil {
+		if base == "kfake" {
+			b, err = NewFake(filepath.Join(o.Dir, "kfake-data"))
+		} else {
+			var root string
+			if root, err = repoRoot(); err != nil {
+				return nil, err
+			}
+			b, err = NewReal(ctx, RealConfig{Script: filepath.Join(root, "scripts", "kafka.sh"),
+				RunDir: filepath.Join(o.Dir, "kafka"), Port: o.KafkaPort, ProxyPort: o.ProxyPort, Logf: o.Logf})
+		}
+		if err != nil {
 			return nil, err
 		}
-		defer c.Close()
-	default:
-		return nil, fmt.Errorf("unknown broker %q: want kfake, kafka or jetstream", o.Broker)
+		brokers[base] = b
+		return b, nil
 	}
-	c.Bin, c.Dir, c.Opts, c.DrainTimeout, c.Logf = o.Bin, o.Dir, o.Plan, o.Drain, o.Logf
 	var out []*CheckResult
-	run := func(seed uint64) {
-		r := c.RunSeed(ctx, seed)
-		out = append(out, r)
-		if o.Out != nil {
-			WriteCheckResult(o.Out, r)
+	for _, kind := range kinds {
+		if ctx.Err() != nil {
+			break
 		}
-	}
-	if len(o.Seeds) > 0 {
-		for _, s := range o.Seeds {
-			if ctx.Err() != nil {
-				break
+		var c *Checker
+		switch kind {
+		case "jetstream":
+			var err error
+			if c, err = NewJetStreamChecker(o.Dir); err != nil {
+				return out, err
 			}
-			run(s)
+		default:
+			b, err := broker(strings.TrimSuffix(kind, "-share"))
+			if err != nil {
+				return out, err
+			}
+			if strings.HasSuffix(kind, "-share") {
+				c = NewShareChecker(b)
+			} else {
+				c = NewKafkaChecker(b)
+			}
 		}
-	} else {
-		end := time.Now().Add(o.For)
-		for time.Now().Before(end) && ctx.Err() == nil {
-			run(rand.Uint64() % 1e9)
+		c.Bin, c.Dir, c.Opts, c.DrainTimeout, c.Logf = o.Bin, o.Dir, o.Plan, o.Drain, o.Logf
+		run := func(seed uint64) {
+			r := c.RunSeed(ctx, seed)
+			out = append(out, r)
+			if o.Out != nil {
+				WriteCheckResult(o.Out, r)
+			}
 		}
+		switch seeds := o.Seeds; {
+		case len(seeds) == 0 && o.For > 0:
+			end := time.Now().Add(o.For)
+			for time.Now().Before(end) && ctx.Err() == nil {
+				run(rand.Uint64() % 1e9)
+			}
+		default:
+			if len(seeds) == 0 {
+				seeds = CheckFixedSeeds[kind]
+			}
+			for _, s := range seeds {
+				if ctx.Err() != nil {
+					break
+				}
+				run(s)
+			}
+		}
+		c.Close()
 	}
 	if o.Out != nil {
 		CheckTable(o.Out, out)

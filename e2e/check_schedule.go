@@ -60,8 +60,8 @@ func (s Step) String() string {
 // Plan is one schedule.
 type Plan struct {
 	Seed     uint64
-	Source   string // "kafka" (kfake or a real broker) or "jetstream"
-	Ordering string // key, partition or none
+	Source   string // "kafka" (kfake or a real broker), "kafka-share" (a share group there) or "jetstream"
+	Ordering string // key, partition or none (always none for kafka-share)
 
 	Partitions int32 // Kafka: partitions of the topic
 	Window     int   // SLUICE_BUFFER_MAX_RECORDS
@@ -93,6 +93,12 @@ const (
 	checkShutdownTimeout  = 15 * time.Second
 	checkAckWait          = 6 * time.Second // JetStream: the analogue of the session timeout
 	checkMaxMembers       = 3
+	// Share groups: the acquisition lock the checker gives its groups (the
+	// analogue of AckWait: a silent member's records come back after it),
+	// and the share-group session timeout of kfake, as the real broker's
+	// template has it.
+	checkShareLock    = 6 * time.Second
+	checkShareSession = 10 * time.Second
 )
 
 // PlanOptions scales generated plans.
@@ -101,8 +107,10 @@ type PlanOptions struct {
 	Length  time.Duration // faults within this (default 24s)
 }
 
-// NewPlan generates the schedule of seed for source ("kafka" or
-// "jetstream"). It is a pure function of its arguments.
+// NewPlan generates the schedule of seed for source ("kafka",
+// "kafka-share" or "jetstream"). It is a pure function of its arguments.
+// A kafka-share plan is the kafka plan of the same seed with ordering none
+// (a share group keeps no order): the same records, faults and sink spans.
 func NewPlan(seed uint64, source string, o PlanOptions) *Plan {
 	if o.Records <= 0 {
 		o.Records = 2000
@@ -113,6 +121,9 @@ func NewPlan(seed uint64, source string, o PlanOptions) *Plan {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed_c4ec))
 	p := &Plan{Seed: seed, Source: source, Length: o.Length}
 	p.Ordering = []string{"key", "key", "partition", "none"}[rng.IntN(4)]
+	if source == "kafka-share" {
+		p.Ordering = "none"
+	}
 	p.Partitions = int32(2 + rng.IntN(3))
 	p.Window = 150 + 50*rng.IntN(6)
 	p.MaxBytes = 256 << 10
@@ -206,7 +217,7 @@ func NewPlan(seed uint64, source string, o PlanOptions) *Plan {
 		kinds := []StepKind{StepJoin, StepLeave}
 		if !p.Clean {
 			kinds = append(kinds, StepKill, StepFreeze, StepKill, StepFreeze)
-			if source == "kafka" || source == "jetstream" {
+			if source == "kafka" || source == "kafka-share" || source == "jetstream" {
 				kinds = append(kinds, StepBlackhole)
 			}
 		}
@@ -282,7 +293,7 @@ func (p *Plan) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d: %s, ordering %s, %d records over %s (%d larger than the %d KiB budget), window %d",
 		p.Seed, p.Source, p.Ordering, p.Records, p.Produce, p.LargeCount, p.MaxBytes>>10, p.Window)
-	if p.Source == "kafka" {
+	if p.Source != "jetstream" {
 		fmt.Fprintf(&b, ", %d partitions", p.Partitions)
 	}
 	fmt.Fprintf(&b, "; hot %v, poison %v, blocking %v; members %v", p.HotKeys, p.Poison, p.Blocking, p.Initial)

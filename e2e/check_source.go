@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +15,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/consumer"
 )
@@ -24,6 +28,8 @@ import (
 // way members reach it through a Proxy the checker can black-hole.
 type checkSource interface {
 	kind() string
+	// source is the plan's source: kafka, kafka-share or jetstream.
+	source() string
 	proxy() *Proxy
 	// prepare makes the topic or stream (and the dead-letter one) for a
 	// schedule and returns the SLUICE_* settings members need for it.
@@ -32,6 +38,11 @@ type checkSource interface {
 	produce(ctx context.Context, i int, key string, value []byte) (PO, error)
 	// deadLettered reads the dead-letter topic or stream back.
 	deadLettered(ctx context.Context) ([]Delivery, int, error)
+	// unsettled, after every member stopped, says what the broker still
+	// counts as not acknowledged ("" when nothing, or when the source keeps
+	// no such count: kafka's committed offsets are checked by the fault
+	// suite, JetStream's ack floor is not read here).
+	unsettled(ctx context.Context) (string, error)
 	finish() // after a schedule: close its clients
 	close()
 }
@@ -39,15 +50,33 @@ type checkSource interface {
 // ---------------------------------------------------------------------------
 // Kafka (kfake or a real broker)
 
+// With share set, the members form a share group (SLUICE_SOURCE=kafka-share,
+// ordering none) instead of a consumer group; the kind is the broker's with
+// "-share" (kfake-share, kafka-share).
 type kafkaCheckSource struct {
 	b     Broker
+	share bool
 	topic string
 	cl    *kgo.Client
 }
 
-func (s *kafkaCheckSource) kind() string  { return s.b.Kind() }
+func (s *kafkaCheckSource) kind() string {
+	if s.share {
+		return s.b.Kind() + "-share"
+	}
+	return s.b.Kind()
+}
+
+func (s *kafkaCheckSource) source() string {
+	if s.share {
+		return "kafka-share"
+	}
+	return "kafka"
+}
+
 func (s *kafkaCheckSource) proxy() *Proxy { return s.b.Proxy() }
 func (s *kafkaCheckSource) close()        {}
+func (s *kafkaCheckSource) group() string { return "g-" + s.topic }
 
 func (s *kafkaCheckSource) prepare(ctx context.Context, p *Plan, id string) (map[string]string, error) {
 	s.topic = "chk-" + id
@@ -63,14 +92,139 @@ func (s *kafkaCheckSource) prepare(ctx context.Context, p *Plan, id string) (map
 		return nil, err
 	}
 	s.cl = cl
-	return map[string]string{
+	env := map[string]string{
 		"SLUICE_KAFKA_BROKERS":         s.b.Addr(),
 		"SLUICE_KAFKA_TOPICS":          s.topic,
-		"SLUICE_KAFKA_GROUP":           "g-" + s.topic,
+		"SLUICE_KAFKA_GROUP":           s.group(),
 		"SLUICE_KAFKA_SESSION_TIMEOUT": checkSessionTimeout.String(),
 		"SLUICE_KAFKA_FETCH_MAX_WAIT":  "100ms",
 		"SLUICE_DLQ_TOPIC":             s.topic + "-dlq",
-	}, nil
+	}
+	if s.share {
+		if err := s.prepareShare(ctx); err != nil {
+			return nil, err
+		}
+		// The group's start offset is left to Sluice, which sets
+		// share.auto.offset.reset on the group at start, through the
+		// proxy: the records produced before the first member joined are
+		// lost otherwise, and the lost invariant says so.
+		env["SLUICE_SOURCE"] = consumer.SourceKafkaShare
+		env["SLUICE_ORDERING"] = "none"
+		env["SLUICE_KAFKA_START_OFFSET"] = "earliest"
+		delete(env, "SLUICE_KAFKA_SESSION_TIMEOUT") // the broker's (group.share.session.timeout.ms)
+	}
+	return env, nil
+}
+
+// prepareShare gives the schedule's share group an acquisition lock of
+// checkShareLock, so that a silent member's records come back within a
+// schedule and a slow or held sink needs lock renewals (the default lock,
+// 30 s, outlasts every sink span). kfake reads the lock (and the share
+// session timeout) from its broker configuration only, and expires locks
+// at its sweep; the real broker takes the lock on the group (its template
+// allows locks down to a second, and has the 10 s session).
+func (s *kafkaCheckSource) prepareShare(ctx context.Context) error {
+	lock := strconv.FormatInt(checkShareLock.Milliseconds(), 10)
+	if s.b.Fake() != nil {
+		return alterConfigs(ctx, s.b, kmsg.ConfigResourceTypeBroker, "",
+			"group.share.record.lock.duration.ms", lock,
+			"share.record.lock.sweep.interval.ms", "200",
+			"group.share.session.timeout.ms", strconv.FormatInt(checkShareSession.Milliseconds(), 10))
+	}
+	return alterConfigs(ctx, s.b, kmsg.ConfigResourceTypeGroupConfig, s.group(), "share.record.lock.duration.ms", lock)
+}
+
+// alterConfigs sets configuration entries of one resource.
+func alterConfigs(ctx context.Context, b Broker, typ kmsg.ConfigResourceType, name string, kvs ...string) error {
+	cl, err := b.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = typ, name
+	for i := 0; i+1 < len(kvs); i += 2 {
+		rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		rc.Name, rc.Value = kvs[i], kmsg.StringPtr(kvs[i+1])
+		res.Configs = append(res.Configs, rc)
+	}
+	req.Resources = append(req.Resources, res)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("alter configs of %s %q: %w", typ, name, err)
+	}
+	for _, r := range resp.Resources {
+		if e := kerr.ErrorForCode(r.ErrorCode); e != nil {
+			msg := ""
+			if r.ErrorMessage != nil {
+				msg = ": " + *r.ErrorMessage
+			}
+			return fmt.Errorf("alter configs of %s %q: %w%s", typ, name, e, msg)
+		}
+	}
+	return nil
+}
+
+// unsettled: a share group keeps, per partition, the records it has not
+// yet seen acknowledged (accepted, rejected or archived); once every member
+// has drained and left, that is none. Read with the share-group offsets
+// API: its lag, or (a broker that reports none) the end offset less the
+// share-partition start offset. The broker writes the share-partition
+// state asynchronously, so it is read again for a while before it counts.
+func (s *kafkaCheckSource) unsettled(ctx context.Context) (string, error) {
+	if !s.share {
+		return "", nil
+	}
+	cl, err := s.b.Client()
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left, err := s.shareLeft(ctx, adm)
+		if err == nil && left == "" {
+			return "", nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return left, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (s *kafkaCheckSource) shareLeft(ctx context.Context, adm *kadm.Client) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	if err != nil {
+		return "", err
+	}
+	offs, err := adm.DescribeShareGroupOffsets(ctx, s.group())
+	if err != nil {
+		return "", err
+	}
+	var left []string
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Err != nil || e.Offset == 0 {
+			return
+		}
+		o, ok := offs[s.group()].Offsets[e.Topic][e.Partition]
+		switch {
+		case !ok || o.Err != nil:
+			left = append(left, fmt.Sprintf("partition %d: no share-partition state (end offset %d; %v)", e.Partition, e.Offset, o.Err))
+		case o.Lag > 0:
+			left = append(left, fmt.Sprintf("partition %d: lag %d (start offset %d, end %d)", e.Partition, o.Lag, o.StartOffset, e.Offset))
+		case o.Lag < 0 && o.StartOffset < e.Offset:
+			left = append(left, fmt.Sprintf("partition %d: start offset %d, end %d (no lag reported)", e.Partition, o.StartOffset, e.Offset))
+		}
+	})
+	sort.Strings(left)
+	return strings.Join(left, "; "), nil
 }
 
 func (s *kafkaCheckSource) produce(ctx context.Context, _ int, key string, value []byte) (PO, error) {
@@ -141,9 +295,11 @@ func newJSCheckSource(dir string) (*jsCheckSource, error) {
 	return &jsCheckSource{srv: srv, px: px, nc: nc, js: js}, nil
 }
 
-func (s *jsCheckSource) kind() string  { return "jetstream" }
-func (s *jsCheckSource) proxy() *Proxy { return s.px }
-func (s *jsCheckSource) finish()       {}
+func (s *jsCheckSource) kind() string                              { return "jetstream" }
+func (s *jsCheckSource) source() string                            { return "jetstream" }
+func (s *jsCheckSource) proxy() *Proxy                             { return s.px }
+func (s *jsCheckSource) finish()                                   {}
+func (s *jsCheckSource) unsettled(context.Context) (string, error) { return "", nil }
 
 func (s *jsCheckSource) close() {
 	s.nc.Close()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/check.sh: Sluice's adversarial checker, one command (make check).
 #
-#   scripts/check.sh [--broker kfake|kafka|jetstream|all] [--seed N,M] [--for DURATION]
+#   scripts/check.sh [--broker kfake|kafka|jetstream|kfake-share|kafka-share|all] [--seed N,M] [--for DURATION]
 #
 # Builds bin/sluice-check from this tree and bin/check, then runs ./e2e/cmd/check on each broker:
 # seeded schedules of joins, leaves, crashes, silent members (SIGSTOP, a proxy black hole), a sink
@@ -10,7 +10,9 @@
 # Default: the fixed CI seeds (e2e.CheckFixedSeeds) on kfake, JetStream (an in-process
 # nats-server) and a real Apache Kafka broker (scripts/kafka.sh, ports 19492-19496) when java and
 # mvn exist; without them the real-broker part says so LOUDLY and is skipped (SLUICEDEV_REQUIRE_KAFKA=1
-# fails instead). --for runs random seeds on each broker for that long (make check-long).
+# fails instead). On kfake and the real broker a consumer group runs its seeds, then a share group
+# (SLUICE_SOURCE=kafka-share: kfake-share, kafka-share) on the same broker start.
+# --for runs random seeds on each broker for that long (make check-long).
 # A failing schedule prints its seed and the command that replays it. Work dirs: build/check/<time>-*.
 # Exit status: 0 every schedule passed, 1 one failed.
 
@@ -21,15 +23,15 @@ broker=all
 args=()
 while (($#)); do
 	case $1 in
-	--broker) broker=${2:?--broker wants kfake, kafka, jetstream or all}; shift 2 ;;
+	--broker) broker=${2:?--broker wants kfake, kafka, jetstream, kfake-share, kafka-share or all}; shift 2 ;;
 	--broker=*) broker=${1#*=}; shift ;;
 	--seed | --for) args+=("-${1#--}" "${2:?$1 wants a value}"); shift 2 ;;
 	--seed=* | --for=*) args+=("-${1#--}"); shift ;;
-	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
-case $broker in kfake | kafka | jetstream | all) ;; *) echo "check.sh: --broker wants kfake, kafka, jetstream or all" >&2; exit 2 ;; esac
+case $broker in kfake | kafka | jetstream | kfake-share | kafka-share | all) ;; *) echo "check.sh: --broker wants kfake, kafka, jetstream, kfake-share, kafka-share or all" >&2; exit 2 ;; esac
 
 t0=$SECONDS
 mkdir -p bin build/check
@@ -42,7 +44,7 @@ status=0
 
 run() {
 	local b=$1 rc=0 t=$SECONDS
-	bin/check -bin bin/sluice-check -broker "$b" -dir "build/check/$stamp-$b" "${args[@]}" | tee -a "$out" || rc=$?
+	bin/check -bin bin/sluice-check -broker "$b" -dir "build/check/$stamp-${b//,/+}" "${args[@]}" | tee -a "$out" || rc=$?
 	echo "check.sh: $b took $((SECONDS - t))s (exit $rc)" | tee -a "$out" >&2
 	case $rc in
 	0) ;;
@@ -61,8 +63,13 @@ BANNER
 	esac
 }
 
-[[ $broker == kfake || $broker == all ]] && run kfake
-[[ $broker == jetstream || $broker == all ]] && run jetstream
-[[ $broker == kafka || $broker == all ]] && run kafka
+case $broker in
+all)
+	run kfake,kfake-share
+	run jetstream
+	run kafka,kafka-share
+	;;
+*) run "$broker" ;;
+esac
 echo "check.sh: done in $((SECONDS - t0))s; tables in $out; member logs in build/check/$stamp-*" >&2
 exit $status

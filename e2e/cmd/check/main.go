@@ -8,6 +8,7 @@
 //	go run ./e2e/cmd/check -broker kfake                 the fixed seeds on kfake
 //	go run ./e2e/cmd/check -broker kfake -seed 1234      replay one seed
 //	go run ./e2e/cmd/check -broker jetstream -for 30m    random seeds for 30 minutes
+//	go run ./e2e/cmd/check -broker kafka,kafka-share     a consumer group, then a share group, on one real broker
 //
 // Exit status: 0 every schedule passed, 1 one failed (its seed and the
 // command that replays it are printed), 2 bad usage, 3 -broker kafka but
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,8 +32,9 @@ import (
 )
 
 func main() {
-	broker := flag.String("broker", "kfake", "kfake, kafka (a real broker started with scripts/kafka.sh) or jetstream (an in-process nats-server)")
-	seeds := flag.String("seed", "", "comma-separated seeds (default: the fixed CI seeds of the broker)")
+	broker := flag.String("broker", "kfake", "kfake, kafka (a real broker started with scripts/kafka.sh), jetstream (an in-process nats-server), "+
+		"kfake-share or kafka-share (a share group, SLUICE_SOURCE=kafka-share, on kfake or the real broker); several separated by commas")
+	seeds := flag.String("seed", "", "comma-separated seeds (default: the fixed CI seeds of each broker)")
 	forD := flag.Duration("for", 0, "run random seeds for this long instead")
 	bin := flag.String("bin", "", "sluice binary (default: build ./cmd/sluice into the work dir)")
 	dir := flag.String("dir", "", "work dir (default: build/check/<time>-<broker>)")
@@ -54,15 +57,14 @@ func main() {
 		}
 		list = append(list, n)
 	}
-	if len(list) == 0 && *forD == 0 {
-		list = e2e.CheckFixedSeeds[*broker]
-		if list == nil {
-			fmt.Fprintf(os.Stderr, "check: no fixed seeds for broker %q (kfake, kafka or jetstream)\n", *broker)
+	for _, b := range strings.Split(*broker, ",") {
+		if !slices.Contains(e2e.CheckBrokers, b) {
+			fmt.Fprintf(os.Stderr, "check: unknown broker %q (%s)\n", b, strings.Join(e2e.CheckBrokers, ", "))
 			os.Exit(2)
 		}
 	}
 	if *dir == "" {
-		*dir = filepath.Join("build", "check", time.Now().Format("20060102-150405")+"-"+*broker)
+		*dir = filepath.Join("build", "check", time.Now().Format("20060102-150405")+"-"+strings.ReplaceAll(*broker, ",", "+"))
 	}
 	abs, _ := filepath.Abs(*dir)
 	if err := os.MkdirAll(abs, 0o755); err != nil {
@@ -76,8 +78,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	what := fmt.Sprintf("seeds %v", list)
-	if len(list) == 0 {
-		what = fmt.Sprintf("random seeds for %s", *forD)
+	switch {
+	case len(list) == 0 && *forD > 0:
+		what = fmt.Sprintf("random seeds for %s each", *forD)
+	case len(list) == 0:
+		what = "the fixed seeds"
 	}
 	logf("check: %s, %s, work dir %s", *broker, what, abs)
 	rs, err := e2e.RunChecks(ctx, e2e.CheckOptions{
