@@ -279,7 +279,8 @@ func (k *kafkaSource) run(ctx context.Context) error {
 	return nil
 }
 
-// take converts a poll's records into messages, queued for admission.
+// take converts a poll's records into messages, queued for admission: at
+// most blockMax to a batch, each in a pooled block (blocks.go).
 func (k *kafkaSource) take(fs kgo.Fetches) {
 	c := k.c
 	var polled int
@@ -299,34 +300,37 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 		if part == nil {
 			return // not assigned (any more): its owner will fetch it
 		}
-		msgs := make([]Message, n)
-		ptrs := make([]*Message, n)
 		var bytes int64
-		for i, r := range fp.Records {
-			m := &msgs[i]
-			m.Source = "kafka"
-			m.Topic = r.Topic
-			m.Partition = r.Partition
-			m.Offset = r.Offset
-			m.Key = r.Key
-			m.Value = r.Value
-			m.Time = r.Timestamp
-			m.epoch = r.LeaderEpoch
-			m.size = int64(len(r.Key) + len(r.Value))
-			if len(r.Headers) > 0 {
-				m.Headers = make([]Header, len(r.Headers))
-				for j, h := range r.Headers {
-					m.Headers[j] = Header{Key: h.Key, Value: h.Value}
-					m.size += int64(len(h.Key) + len(h.Value))
+		for off := 0; off < n; off += blockMax {
+			recs := fp.Records[off:min(n, off+blockMax)]
+			ptrs := newMessages(len(recs))
+			var chunk int64
+			for i, r := range recs {
+				m := ptrs[i]
+				m.Source = "kafka"
+				m.Topic = r.Topic
+				m.Partition = r.Partition
+				m.Offset = r.Offset
+				m.Key = r.Key
+				m.Value = r.Value
+				m.Time = r.Timestamp
+				m.epoch = r.LeaderEpoch
+				m.size = int64(len(r.Key) + len(r.Value))
+				if len(r.Headers) > 0 {
+					m.Headers = make([]Header, len(r.Headers))
+					for j, h := range r.Headers {
+						m.Headers[j] = Header{Key: h.Key, Value: h.Value}
+						m.size += int64(len(h.Key) + len(h.Value))
+					}
 				}
+				chunk += m.size
 			}
-			bytes += m.size
-			ptrs[i] = m
+			bytes += chunk
+			k.waiting = append(k.waiting, fetched{part: part, msgs: ptrs, hwm: fp.HighWatermark})
 		}
 		polled += n
 		polledBytes += bytes
 		c.met.fetchedBytes.Add(float64(bytes))
-		k.waiting = append(k.waiting, fetched{part: part, msgs: ptrs, hwm: fp.HighWatermark})
 	})
 	c.win.SawRecords(polled, polledBytes)
 }

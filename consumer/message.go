@@ -40,6 +40,9 @@ type Message struct {
 	// JetStream redelivery this process asked for.
 	charged int
 	ack     any // source-specific handle (a JetStream message)
+	// blk is the pooled block the message lives in (blocks.go); nil for
+	// messages the pipeline does not reuse.
+	blk *msgBlock
 	// gaveUp is why the pipeline gave the message up (dead-lettered or
 	// dropped); "" when the sink delivered it. onDone sees it.
 	gaveUp string

@@ -28,18 +28,24 @@ type lane struct {
 func (l *lane) pending() int { return len(l.q) - l.head }
 
 // take removes up to n messages from the front. The returned slice is the
-// worker's own: the lane never writes into that part of its array again.
+// worker's own: the lane never writes into that part of its array again
+// until the worker has finished it (finish then resets an empty lane).
 func (l *lane) take(n int) []*Message {
 	end := min(l.head+n, len(l.q))
 	b := l.q[l.head:end:end]
 	l.head = end
-	switch {
-	case l.head == len(l.q):
-		l.q, l.head = nil, 0
-	case l.head >= 1024 && l.head*2 >= len(l.q):
+	if l.head < len(l.q) && l.head >= 1024 && l.head*2 >= len(l.q) {
 		l.q, l.head = append([]*Message(nil), l.q[l.head:]...), 0
 	}
 	return b
+}
+
+// reset empties a lane that no worker holds, keeping its array for the
+// next messages (take leaves it in place while a worker may still read the
+// batch it took from it).
+func (l *lane) reset() {
+	clear(l.q)
+	l.q, l.head = l.q[:0], 0
 }
 
 // pipeline is the source-independent core: it admits messages into the
@@ -102,9 +108,11 @@ type pipeline struct {
 	leavers map[topicPartition]*partition
 	ready   []*lane
 	readyAt int
-	queued  int   // admitted, waiting for a worker
-	infl    int   // inside a worker
-	relRecs int64 // done but not yet committed, all partitions
+	// freeLanes are emptied key and chunk lanes kept for reuse (newLane).
+	freeLanes []*lane
+	queued    int   // admitted, waiting for a worker
+	infl      int   // inside a worker
+	relRecs   int64 // done but not yet committed, all partitions
 
 	// Pause policy state (flow.go).
 	pauseDelay time.Duration
@@ -242,6 +250,7 @@ func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 	}
 	p.mu.Lock()
 	if part.gone || part.revoking {
+		releaseMessages(msgs)
 		p.mu.Unlock()
 		p.win.Release(len(msgs), bytes)
 		return
@@ -270,12 +279,13 @@ func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 				if part.keys == nil {
 					part.keys = make(map[string]*lane)
 				}
-				l = &lane{part: part, key: string(m.Key), keyed: true}
+				l = p.newLane(part)
+				l.key, l.keyed = string(m.Key), true
 				part.keys[l.key] = l
 			}
 		default: // no ordering, or a record without a key
 			if chunk == nil || chunk.pending() >= p.batchMax {
-				chunk = &lane{part: part}
+				chunk = p.newLane(part)
 			}
 			l = chunk
 		}
@@ -349,12 +359,52 @@ func (p *pipeline) unpark(old *partition) {
 // dropLane discards a lane's queued messages (their partition is going away).
 func (p *pipeline) dropLane(l *lane) {
 	n := l.pending()
-	l.q, l.head = nil, 0
+	releaseMessages(l.q[l.head:])
+	clear(l.q)
+	l.q, l.head = l.q[:0], 0
 	l.part.queued -= n
 	p.queued -= n
 	if l.keyed && !l.active {
 		delete(l.part.keys, l.key)
 	}
+	p.freeLane(l)
+}
+
+// maxFreeLanes bounds the lanes kept for reuse, and maxFreeLaneCap the
+// queue a kept lane brings along.
+const maxFreeLanes, maxFreeLaneCap = 4096, 1024
+
+// newLane returns an empty lane of part, reused when one is free. Called
+// with the lock held.
+func (p *pipeline) newLane(part *partition) *lane {
+	if n := len(p.freeLanes); n > 0 {
+		l := p.freeLanes[n-1]
+		p.freeLanes[n-1] = nil
+		p.freeLanes = p.freeLanes[:n-1]
+		l.part = part
+		return l
+	}
+	return &lane{part: part}
+}
+
+// freeLane keeps l for reuse if nothing refers to it any more: it is empty,
+// no worker holds it, it is on no ready queue (nor parked), it is not its
+// partition's lane, and a keyed lane is no longer in its partition's map.
+// Called with the lock held.
+func (p *pipeline) freeLane(l *lane) {
+	if l.active || l.ready || l.pending() > 0 || l == l.part.lane || len(p.freeLanes) >= maxFreeLanes {
+		return
+	}
+	if l.keyed && l.part.keys[l.key] == l {
+		return
+	}
+	clear(l.q)
+	q := l.q[:0]
+	if cap(q) > maxFreeLaneCap {
+		q = nil
+	}
+	*l = lane{q: q}
+	p.freeLanes = append(p.freeLanes, l)
 }
 
 // resize sets the number of workers. Extra workers exit after their current
@@ -567,6 +617,7 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 			p.relRecs += int64(part.markDone(m.seq))
 		}
 	}
+	releaseMessages(batch)
 	l.active = false
 	switch {
 	case part.revoking:
@@ -575,6 +626,10 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 		p.pushReady(l)
 	case l.keyed:
 		delete(part.keys, l.key)
+		p.freeLane(l)
+	default:
+		l.reset()
+		p.freeLane(l)
 	}
 	p.quiet.Broadcast()
 	if p.relRecs >= p.kickAt {

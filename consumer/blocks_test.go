@@ -1,0 +1,56 @@
+package consumer
+
+import "testing"
+
+func TestBlockClass(t *testing.T) {
+	for _, c := range []struct{ n, class, size int }{
+		{16, 0, 16}, {17, 1, 32}, {32, 1, 32}, {33, 2, 64}, {128, 3, 128}, {129, 4, 256}, {256, 4, 256},
+	} {
+		if got := blockClass(c.n); got != c.class || blockMin<<got != c.size {
+			t.Errorf("blockClass(%d) = %d (size %d), want %d (size %d)", c.n, got, blockMin<<got, c.class, c.size)
+		}
+	}
+	if blockMin<<(len(blockPools)-1) != blockMax {
+		t.Errorf("the largest pool holds blocks of %d, want blockMax %d", blockMin<<(len(blockPools)-1), blockMax)
+	}
+}
+
+// A block goes back to its pool only once every message in it was
+// released: until then no newMessages call may hand out its messages again,
+// whatever the pool holds.
+func TestBlockReusedOnlyWhenAllReleased(t *testing.T) {
+	held := newMessages(20)
+	blk := held[0].blk
+	if blk == nil || len(held) != 20 {
+		t.Fatalf("newMessages(20): %d messages, block %v", len(held), blk)
+	}
+	for i, m := range held {
+		m.Offset = int64(i)
+		m.Value = []byte("v")
+	}
+	releaseMessages(held[:19])
+	for range 50 {
+		other := newMessages(20)
+		if other[0].blk == blk {
+			t.Fatal("a block was handed out again while one of its messages was still held")
+		}
+		releaseMessages(other)
+	}
+	if held[19].Offset != 19 || string(held[19].Value) != "v" {
+		t.Fatalf("the held message changed: offset %d, value %q", held[19].Offset, held[19].Value)
+	}
+	releaseMessages(held[19:])
+	for i := range blk.msgs {
+		if m := &blk.msgs[i]; m.Value != nil || m.blk != nil || m.Offset != 0 {
+			t.Fatalf("message %d of a released block still holds data", i)
+		}
+	}
+}
+
+func TestSmallPollsGetNoBlock(t *testing.T) {
+	for _, m := range newMessages(blockMin - 1) {
+		if m.blk != nil {
+			t.Fatal("a poll smaller than blockMin got a pooled block")
+		}
+	}
+}
