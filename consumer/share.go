@@ -28,11 +28,15 @@ import (
 // previous poll that has no final acknowledgement yet. So a poll must wait
 // until every record of the one before is settled: the window holds one
 // poll's records, and the source polls again only once it is empty. A poll
-// asks for no more records than the window holds (ShareMaxRecords, in the
-// strict mode that splits batches; at most sharePollRecords) and no more bytes, and nothing is
-// fetched between polls (MaxConcurrentFetches 0): nothing is acquired that
-// is not in the window, so no lock runs out in the client's buffer.
-// "Pausing" is not polling.
+// asks for no more records than the window holds (ShareMaxRecords, at most
+// sharePollRecords) and no more bytes, and nothing is fetched between polls
+// (MaxConcurrentFetches 0): nothing is acquired that is not in the window,
+// so no lock runs out in the client's buffer. "Pausing" is not polling.
+// With ShareAcquireMode record_limit (the default) the broker splits record
+// batches to keep to the count; with batch_optimized it returns whole
+// batches, all of which are admitted, so the window may exceed its record
+// budget by the rest of a batch (the bytes keep to FetchMaxBytes, the
+// window's byte budget).
 //
 // Locks. While the records of a poll wait (for a worker, a slow sink, a
 // retry), their locks are renewed (AckRenew) each time half of the lock
@@ -65,7 +69,7 @@ type shareSource struct {
 	part *partition
 
 	paused      atomic.Bool
-	pollRecords int // the most one poll takes
+	pollRecords int // the most one poll takes; -1: all the fetch brought
 
 	// The records of the current poll, for renewing their locks; guarded
 	// by mu. renewed is when they were acquired or last renewed; lock is
@@ -112,7 +116,6 @@ func newShareSource(c *Consumer) (*shareSource, error) {
 		kgo.ClientID(kc.ClientID),
 		kgo.ShareGroup(kc.Group),
 		kgo.ShareMaxRecords(maxRecords),
-		kgo.ShareMaxRecordsStrict(),
 		kgo.MaxConcurrentFetches(0),
 		kgo.FetchMaxWait(kc.FetchMaxWait),
 		kgo.FetchMaxBytes(maxBytes),
@@ -128,8 +131,13 @@ func newShareSource(c *Consumer) (*shareSource, error) {
 	if kc.Rack != "" {
 		opts = append(opts, kgo.Rack(kc.Rack))
 	}
-	s.opts = append(opts, kc.Opts...)
 	s.pollRecords = int(maxRecords)
+	if kc.ShareAcquireMode == ShareRecordLimit {
+		opts = append(opts, kgo.ShareMaxRecordsStrict())
+	} else {
+		s.pollRecords = -1 // all the fetch brought: nothing stays acquired in the client
+	}
+	s.opts = append(opts, kc.Opts...)
 	c.pipe.untracked = true
 	c.pipe.onDone = s.onDone
 	s.register(c.reg)
@@ -383,7 +391,14 @@ func (s *shareSource) admit(fs kgo.Fetches) {
 	c.win.SawRecords(n, bytes)
 	c.win.Add(n, bytes)
 	c.met.fetchedBytes.Add(float64(bytes))
-	c.pipe.admit(s.part, ptrs, -1)
+	// Without order the pipeline queues a call's records in lanes of up
+	// to BatchMax, one worker each; a poll is small (and the next waits
+	// for all of it), so it is split into one part per worker, for every
+	// worker to have a share of it.
+	per := (n + c.pipe.size() - 1) / c.pipe.size()
+	for i := 0; i < n; i += per {
+		c.pipe.admit(s.part, ptrs[i:min(i+per, n)], -1)
+	}
 }
 
 // onDone acknowledges each message the pipeline is done with, then gives

@@ -109,13 +109,23 @@ func TestShareGroupRefusesAnOrderAndDefaultsToNone(t *testing.T) {
 
 // TestShareGroupCleanRunDeliversEachRecordOnce: one member takes every
 // record once and accepts it; a member started after it gets only what was
-// produced since, none of what the first accepted.
+// produced since, none of what the first accepted. In both acquire modes.
 func TestShareGroupCleanRunDeliversEachRecordOnce(t *testing.T) {
+	for _, mode := range []string{consumer.ShareRecordLimit, consumer.ShareBatchOptimized} {
+		t.Run(mode, func(t *testing.T) { testShareCleanRun(t, mode) })
+	}
+}
+
+func testShareCleanRun(t *testing.T, mode string) {
 	cl, topic, group := shareCluster(t, 2, 0)
 	const n = 1200
 	cl.Produce(topic, n, value100)
 	led := newLedger()
-	c, err := consumer.New(shareConfig(cl.Brokers, topic, group), led, consumer.WithLogger(quietLogger()))
+	cfg := shareConfig(cl.Brokers, topic, group)
+	cfg.Kafka.ShareAcquireMode = mode
+	cfg.MaxRecords = 100
+	reg := prometheus.NewRegistry()
+	c, err := consumer.New(cfg, led, consumer.WithLogger(quietLogger()), consumer.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +134,9 @@ func TestShareGroupCleanRunDeliversEachRecordOnce(t *testing.T) {
 	stop()
 	if d := led.duplicates(); d != 0 {
 		t.Fatalf("%d duplicates in a clean run", d)
+	}
+	if peak := c.Window().PeakRecords(); mode == consumer.ShareRecordLimit && peak > int64(cfg.MaxRecords) {
+		t.Errorf("window peaked at %d records, budget %d", peak, cfg.MaxRecords)
 	}
 	ends := cl.EndOffsets(topic)
 	cl.Produce(topic, 10, value100)

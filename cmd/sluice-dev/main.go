@@ -3,7 +3,7 @@
 // embedded Kafka cluster (kfake), no nats-server, no autoscale simulator.
 //
 //	sluice-dev demo [--duration 30s] [--source jetstream]
-//	sluice-dev bench overhead|nats-overhead|autoscale|workers|sinks|memory [flags]
+//	sluice-dev bench overhead|nats-overhead|share|autoscale|workers|sinks|memory [flags]
 package main
 
 import (
@@ -27,6 +27,7 @@ const usage = `usage: sluice-dev command
 commands:
   demo      run a demo on an embedded Kafka cluster (--duration 30s; --source jetstream: an embedded nats-server)
   bench     benchmarks: overhead (pipeline vs raw franz-go), nats-overhead (vs a raw JetStream loop),
+            share (share group vs consumer group with a slow sink; vs a raw share-group loop),
             autoscale (controller scenarios),
             workers (the controller on the real pipeline with a 1 ms sink),
             sinks (noop vs HTTP vs PostgreSQL on the same data),
@@ -49,7 +50,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return demo(ctx, args, stdout, stderr)
 	case "bench":
 		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sluice-dev bench overhead|nats-overhead|autoscale|workers|sinks|memory [flags]")
+			fmt.Fprintln(stderr, "usage: sluice-dev bench overhead|nats-overhead|share|autoscale|workers|sinks|memory [flags]")
 			return 2
 		}
 		switch args[0] {
@@ -63,6 +64,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return benchSinks(ctx, args[1:], environ, stdout, stderr)
 		case "nats-overhead":
 			return benchNATS(ctx, args[1:], environ, stdout, stderr)
+		case "share":
+			return benchShare(ctx, args[1:], environ, stdout, stderr)
 		case "memory":
 			return benchMemory(ctx, args[1:], stdout, stderr)
 		case "broker": // the memory bench's out-of-process broker

@@ -60,6 +60,7 @@ var table = []setting{
 	{name: "KAFKA_ISOLATION", to: "Consumer.Kafka.Isolation", help: "read_committed (records of aborted transactions are never delivered) or read_uncommitted (everything, as soon as written)"},
 	{name: "KAFKA_RACK", to: "Consumer.Kafka.Rack", help: "rack (zone) of this replica: brokers with a rack-aware replica selector serve its fetches from a replica in the same rack (KIP-392)"},
 	{name: "KAFKA_START_OFFSET", to: "Consumer.Kafka.StartOffset", help: "where a partition with no committed offset starts: earliest or latest"},
+	{name: "KAFKA_SHARE_ACQUIRE_MODE", to: "Consumer.Kafka.ShareAcquireMode", help: "kafka-share source: record_limit (a poll brings at most what the window has room for; the broker splits record batches) or batch_optimized (whole batches: about twice the throughput with a fast sink, but a poll may exceed the window's record budget by the rest of a batch)"},
 	{name: "KAFKA_FETCH_MAX_WAIT", to: "Consumer.Kafka.FetchMaxWait", help: "longest a broker holds a fetch; also bounds how late a resume takes effect"},
 	{name: "KAFKA_SESSION_TIMEOUT", to: "Consumer.Kafka.SessionTimeout", help: "how long the coordinator waits for a silent member before moving its partitions (faster recovery after a crash vs more rebalances on a slow network)"},
 	{name: "KAFKA_FETCH_MAX_BYTES", to: "Consumer.Kafka.FetchMaxBytes", size: true, derived: true, help: "largest fetch response (default: derived from the buffer so a poll fits in it)"},

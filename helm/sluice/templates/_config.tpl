@@ -32,6 +32,7 @@ kafka.startOffset: SLUICE_KAFKA_START_OFFSET
 kafka.fetchMaxWait: SLUICE_KAFKA_FETCH_MAX_WAIT
 kafka.sessionTimeout: SLUICE_KAFKA_SESSION_TIMEOUT
 kafka.fetchMaxBytes: SLUICE_KAFKA_FETCH_MAX_BYTES
+kafka.shareAcquireMode: SLUICE_KAFKA_SHARE_ACQUIRE_MODE
 kafka.tls.enabled: SLUICE_KAFKA_TLS_ENABLED
 kafka.sasl.mechanism: SLUICE_KAFKA_SASL_MECHANISM
 kafka.sasl.username: SLUICE_KAFKA_SASL_USERNAME
