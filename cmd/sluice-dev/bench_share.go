@@ -46,6 +46,7 @@ func benchShare(ctx context.Context, args, environ []string, stdout, stderr io.W
 	size := fs.Int("size", 100, "record size in bytes")
 	rounds := fs.Int("rounds", 5, "overhead rounds (each runs both sides, alternating which goes first)")
 	only := fs.String("only", "", "slow or overhead: run only that part")
+	mode := fs.String("acquire-mode", consumer.ShareRecordLimit, "SLUICE_KAFKA_SHARE_ACQUIRE_MODE of the Sluice side: record_limit or batch_optimized")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,7 +68,7 @@ func benchShare(ctx context.Context, args, environ []string, stdout, stderr io.W
 	}
 	out := map[string]any{"broker": where}
 	if *only != "overhead" {
-		res, err := shareSlowSink(ctx, brokers, *partitions, *members, *workers, *buffer, *delay, *slowRecords, *size, stdout)
+		res, err := shareSlowSink(ctx, brokers, *partitions, *members, *workers, *buffer, *delay, *slowRecords, *size, *mode, stdout)
 		if err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
@@ -75,7 +76,7 @@ func benchShare(ctx context.Context, args, environ []string, stdout, stderr io.W
 		out["slow_sink"] = res
 	}
 	if *only != "slow" {
-		res, err := shareOverhead(ctx, brokers, *records, *size, *rounds, stdout)
+		res, err := shareOverhead(ctx, brokers, *records, *size, *rounds, *mode, stdout)
 		if err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
@@ -90,7 +91,7 @@ func benchShare(ctx context.Context, args, environ []string, stdout, stderr io.W
 // shareSlowSink runs the slow-sink comparison: a consumer group, then a
 // share group, each with the same members on the same records.
 func shareSlowSink(ctx context.Context, brokers []string, partitions, members, workers, buffer int,
-	delay time.Duration, n, size int, stdout io.Writer) (map[string]any, error) {
+	delay time.Duration, n, size int, mode string, stdout io.Writer) (map[string]any, error) {
 	topic := fmt.Sprintf("bench-share-slow-%d", time.Now().UnixNano())
 	if err := createTopic(ctx, brokers, topic, partitions); err != nil {
 		return nil, fmt.Errorf("create topic: %w", err)
@@ -103,7 +104,7 @@ func shareSlowSink(ctx context.Context, brokers []string, partitions, members, w
 	out := map[string]any{"partitions": partitions, "members": members, "workers_per_member": workers, "buffer_records": buffer,
 		"sink_delay_ms": delay.Seconds() * 1000, "records": n}
 	for _, source := range []string{consumer.SourceKafka, consumer.SourceKafkaShare} {
-		rps, worked, err := slowRound(ctx, brokers, topic, source, members, workers, buffer, delay, n)
+		rps, worked, err := slowRound(ctx, brokers, topic, source, members, workers, buffer, delay, n, mode)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", source, err)
 		}
@@ -128,7 +129,7 @@ func partitionsOr(source string, partitions, members int) int {
 // between them, and reports the rate from the first start to the last
 // record, and how many members delivered any.
 func slowRound(ctx context.Context, brokers []string, topic, source string, members, workers, buffer int,
-	delay time.Duration, n int) (float64, int, error) {
+	delay time.Duration, n int, mode string) (float64, int, error) {
 	group := fmt.Sprintf("bench-%s-%d", source, time.Now().UnixNano())
 	counts := make([]atomic.Int64, members)
 	var total atomic.Int64
@@ -147,6 +148,7 @@ func slowRound(ctx context.Context, brokers []string, topic, source string, memb
 			// What a member takes at once; a consumer group keeps the
 			// default window (commits bound it there, not the broker).
 			cfg.MaxRecords = buffer
+			cfg.Kafka.ShareAcquireMode = mode
 		}
 		sink := consumer.SinkFunc(func(ctx context.Context, m *consumer.Message) error {
 			t := time.NewTimer(delay)
@@ -200,7 +202,7 @@ func slowRound(ctx context.Context, brokers []string, topic, source string, memb
 
 // shareOverhead runs the overhead comparison on one preloaded topic, each
 // round of each side on a share group of its own.
-func shareOverhead(ctx context.Context, brokers []string, n, size, rounds int, stdout io.Writer) (map[string]any, error) {
+func shareOverhead(ctx context.Context, brokers []string, n, size, rounds int, mode string, stdout io.Writer) (map[string]any, error) {
 	topic := fmt.Sprintf("bench-share-overhead-%d", time.Now().UnixNano())
 	if err := createTopic(ctx, brokers, topic, 8); err != nil {
 		return nil, fmt.Errorf("create topic: %w", err)
@@ -208,7 +210,7 @@ func shareOverhead(ctx context.Context, brokers []string, n, size, rounds int, s
 	if err := preload(ctx, brokers, topic, n, size, 0); err != nil {
 		return nil, fmt.Errorf("preload: %w", err)
 	}
-	fmt.Fprintf(stdout, "overhead: %d records of %d bytes in 8 partitions, one member, noop sink\n", n, size)
+	fmt.Fprintf(stdout, "overhead: %d records of %d bytes in 8 partitions, one member, noop sink, Sluice in %s mode\n", n, size, mode)
 	var raw, sl []float64
 	for r := range rounds {
 		sides := []string{"raw", "sluice"}
@@ -225,7 +227,7 @@ func shareOverhead(ctx context.Context, brokers []string, n, size, rounds int, s
 			} else {
 				cfg := consumer.Config{Source: consumer.SourceKafkaShare, Workers: 4,
 					Kafka: consumer.KafkaConfig{Brokers: brokers, Topics: []string{topic}, Group: group,
-						FetchMaxWait: 100 * time.Millisecond}}
+						FetchMaxWait: 100 * time.Millisecond, ShareAcquireMode: mode}}
 				rps, err = sluiceRound(ctx, cfg, n)
 				sl = append(sl, rps)
 			}
@@ -239,7 +241,7 @@ func shareOverhead(ctx context.Context, brokers []string, n, size, rounds int, s
 	fmt.Fprintf(stdout, "  medians of %d rounds: plain share loop %.0f records/s, Sluice %.0f records/s, ratio %.2f\n",
 		rounds, mr, ms, ms/mr)
 	return map[string]any{"raw_rps": int64(mr), "sluice_rps": int64(ms), "ratio": float64(int(ms/mr*1000)) / 1000,
-		"rounds": rounds, "records": n}, nil
+		"rounds": rounds, "records": n, "acquire_mode": mode}, nil
 }
 
 // rawShareRound is the plain franz-go share-group loop: set the group to
