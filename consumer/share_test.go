@@ -367,3 +367,44 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value str
 	t.Fatalf("no %s{%s=%q}", name, label, value)
 	return 0
 }
+
+// TestShareGroupMembersComingAndGoingLoseNothing: while records are
+// produced, members join and leave cleanly; every record is delivered, and
+// none twice (a leaving member delivers what it admitted, then leaves,
+// releasing nothing it has not settled).
+func TestShareGroupMembersComingAndGoingLoseNothing(t *testing.T) {
+	cl, topic, group := shareCluster(t, 3, 0)
+	led := newLedger()
+	start := func() func() {
+		cfg := shareConfig(cl.Brokers, topic, group)
+		cfg.MaxRecords = 50
+		sink := consumer.SinkFunc(func(ctx context.Context, m *consumer.Message) error {
+			time.Sleep(time.Millisecond)
+			return led.Deliver(ctx, m)
+		})
+		c, err := consumer.New(cfg, sink, consumer.WithLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run(t, c)
+	}
+	stops := []func(){start(), start()}
+	const rounds, per = 6, 300
+	for r := range rounds {
+		cl.Produce(topic, per, value100)
+		led.waitFor(t, (r+1)*per/2, 60*time.Second) // some of this round is under way
+		if r%2 == 0 {
+			stops[0]()
+			stops = append(stops[1:], start())
+		} else {
+			stops = append(stops, start())
+		}
+	}
+	led.waitFor(t, rounds*per, 90*time.Second)
+	for _, stop := range stops {
+		stop()
+	}
+	if d := led.duplicates(); d != 0 {
+		t.Errorf("%d duplicates with clean joins and leaves only", d)
+	}
+}
