@@ -73,8 +73,9 @@ check-long:
 
 # Each fuzz target for FUZZTIME, from its seed corpus in testdata/fuzz/.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzLoadConfig:./internal/config FuzzLedgerRoundTrip:./e2e FuzzParseLine:./e2e \
-	FuzzParseRetryAfter:./sinks FuzzDeadLetterHeaders:./consumer
+# The targets are found in the tests (Name:./dir), so a new one is fuzzed too.
+FUZZ_TARGETS := $(shell grep -rHo --include='*_test.go' --exclude-dir=build --exclude-dir=bin '^func Fuzz[A-Za-z0-9_]*' . | \
+	sed -E 's|^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*)|\2:\1|' | sort)
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
