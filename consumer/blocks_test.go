@@ -24,6 +24,11 @@ func TestBlockReusedOnlyWhenAllReleased(t *testing.T) {
 	if blk == nil || len(held) != 20 {
 		t.Fatalf("newMessages(20): %d messages, block %v", len(held), blk)
 	}
+	for _, m := range held {
+		if m.blk != blk {
+			t.Fatal("the messages of one newMessages call are in different blocks")
+		}
+	}
 	for i, m := range held {
 		m.Offset = int64(i)
 		m.Value = []byte("v")
@@ -40,10 +45,8 @@ func TestBlockReusedOnlyWhenAllReleased(t *testing.T) {
 		t.Fatalf("the held message changed: offset %d, value %q", held[19].Offset, held[19].Value)
 	}
 	releaseMessages(held[19:])
-	for i := range blk.msgs {
-		if m := &blk.msgs[i]; m.Value != nil || m.blk != nil || m.Offset != 0 {
-			t.Fatalf("message %d of a released block still holds data", i)
-		}
+	if blk.live != 0 {
+		t.Fatalf("a block with all its messages released counts %d live", blk.live)
 	}
 }
 

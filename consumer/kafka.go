@@ -326,16 +326,14 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 			ptrs := newMessages(len(recs))
 			var chunk int64
 			for i, r := range recs {
+				// The whole Message is written: a reused one still
+				// holds its last record's fields.
 				m := ptrs[i]
-				m.Source = "kafka"
-				m.Topic = r.Topic
-				m.Partition = r.Partition
-				m.Offset = r.Offset
-				m.Key = r.Key
-				m.Value = r.Value
-				m.Time = r.Timestamp
-				m.epoch = r.LeaderEpoch
-				m.size = int64(len(r.Key) + len(r.Value))
+				*m = Message{
+					Source: "kafka", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+					Key: r.Key, Value: r.Value, Time: r.Timestamp,
+					epoch: r.LeaderEpoch, size: int64(len(r.Key) + len(r.Value)), blk: m.blk,
+				}
 				if len(r.Headers) > 0 {
 					m.Headers = make([]Header, len(r.Headers))
 					for j, h := range r.Headers {

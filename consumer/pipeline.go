@@ -244,12 +244,12 @@ func (p *pipeline) admitFitting(waiting []fetched) []fetched {
 // Messages for a partition that is no longer assigned are released again
 // and dropped: the broker will hand them to whoever owns the partition.
 func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
-	var bytes int64
-	for _, m := range msgs {
-		bytes += m.size
-	}
 	p.mu.Lock()
 	if part.gone || part.revoking {
+		var bytes int64
+		for _, m := range msgs {
+			bytes += m.size
+		}
 		releaseMessages(msgs)
 		p.mu.Unlock()
 		p.win.Release(len(msgs), bytes)

@@ -17,7 +17,7 @@ import (
 // a sink that does nothing, commit and release as the Kafka source does.
 func BenchmarkPipeline(b *testing.B) {
 	for _, ord := range []Ordering{OrderKey, OrderPartition, OrderNone} {
-		for _, keys := range []int{0, 64} {
+		for _, keys := range []int{0, 64, 4096} {
 			b.Run(fmt.Sprintf("%s/keys=%d", ord, keys), func(b *testing.B) {
 				benchPipeline(b, ord, keys, false)
 			})
@@ -73,20 +73,22 @@ func benchPipeline(b *testing.B, ord Ordering, keys int, fenced bool) {
 			}
 		}
 		part := done / batch % parts
-		msgs := make([]Message, batch)
-		ptrs := make([]*Message, batch)
-		for i := range msgs {
-			m := &msgs[i]
-			m.Topic, m.Partition, m.Offset, m.Value = "t", int32(part), offsets[part], value
-			if keys > 0 {
-				m.Key = keyBytes[i%keys]
+		// As the Kafka source does: pooled blocks of at most blockMax,
+		// each Message written whole.
+		for off := 0; off < batch; off += blockMax {
+			ptrs := newMessages(min(batch-off, blockMax))
+			for i, m := range ptrs {
+				var key []byte
+				if keys > 0 {
+					key = keyBytes[(off+i)%keys]
+				}
+				*m = Message{Topic: "t", Partition: int32(part), Offset: offsets[part], Key: key, Value: value,
+					size: int64(len(key) + len(value)), blk: m.blk}
+				offsets[part]++
 			}
-			m.size = int64(len(m.Key) + len(m.Value))
-			offsets[part]++
-			ptrs[i] = m
+			waiting = append(waiting, fetched{part: p.partition(tps[part]), msgs: ptrs, hwm: -1})
 		}
 		win.SawRecords(1, 110)
-		waiting = append(waiting, fetched{part: p.partition(tps[part]), msgs: ptrs, hwm: -1})
 		waiting = p.admitFitting(waiting)
 		done += batch
 	}
