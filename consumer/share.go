@@ -73,7 +73,7 @@ type shareSource struct {
 
 	// The records of the current poll, for renewing their locks; guarded
 	// by mu. renewed is when they were acquired or last renewed; lock is
-	// the acquisition lock's duration as the first poll showed it.
+	// the acquisition lock's duration as the last poll showed it.
 	mu      sync.Mutex
 	polled  []*kgo.Record
 	renewed time.Time
@@ -375,10 +375,13 @@ func (s *shareSource) admit(fs kgo.Fetches) {
 	now := time.Now()
 	s.mu.Lock()
 	s.polled, s.renewed = recs, now
-	if s.lock == 0 {
-		if d := recs[0].AcquisitionDeadline(); d.After(now) {
-			s.lock = d.Sub(now)
-		}
+	// The lock as this poll shows it (the group's setting may change); a
+	// deadline already past (a slow machine) keeps the last one, or
+	// Kafka's shortest lock, 15 s, until a poll shows one.
+	if d := recs[0].AcquisitionDeadline(); d.After(now) {
+		s.lock = d.Sub(now)
+	} else if s.lock == 0 {
+		s.lock = 15 * time.Second
 	}
 	s.mu.Unlock()
 	select {
