@@ -163,9 +163,10 @@ func WriteCheckResult(w io.Writer, r *CheckResult) {
 	if !r.Pass() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s %s seed %d (%s, %s): produced %d, delivered %d, dead-lettered %d, lost %d, duplicates %d/%d (%d delivered twice), concurrent %d, peak window %d/%d, peak RSS %.1f MiB, worst recovery %s, drain %s\n",
+	fmt.Fprintf(w, "%s %s seed %d (%s, %s): produced %d, delivered %d, dead-lettered %d, lost %d, duplicates %d/%d (%d delivered twice), concurrent %d, peak window %d/%d (%.0f/%.0f KiB), peak RSS %.1f MiB, worst recovery %s, drain %s\n",
 		verdict, r.Broker, r.Seed, r.Plan.Ordering, r.Duration, r.Produced, r.Delivered, r.DeadLettered, r.Lost,
-		r.Duplicates, r.DupBound, r.DupDelivered, r.Concurrent, r.PeakWindow, r.WindowBudget, mib(r.PeakRSS), r.WorstRecovery.Round(100*time.Millisecond), r.DrainTime)
+		r.Duplicates, r.DupBound, r.DupDelivered, r.Concurrent, r.PeakWindow, r.WindowBudget,
+		float64(r.PeakBytes)/1024, float64(r.BytesBudget)/1024, mib(r.PeakRSS), r.WorstRecovery.Round(100*time.Millisecond), r.DrainTime)
 	if r.Pass() {
 		return
 	}
