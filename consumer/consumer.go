@@ -408,11 +408,14 @@ const revokeGrace = time.Second
 
 // revoked stops dispatching the partitions, and then:
 //
-//   - when they are revoked, waits (up to RebalanceTimeout) for the
-//     deliveries already inside workers, each of which stops after its
-//     current message; cancels the partitions' context if they did not
-//     return by then and waits revokeGrace for them to notice; commits
-//     the done prefix with a deadline of its own; forgets the partitions.
+//   - when they are revoked, drops their queued records past the last one
+//     delivered or inside a worker, and waits (up to RebalanceTimeout) for
+//     the rest: the deliveries inside workers and the gaps below that last
+//     record (a slow key's records the other keys overtook), so the done
+//     prefix reaches it and the next owner repeats nothing; cancels the
+//     partitions' context if they did not finish by then, drops what is
+//     left and waits revokeGrace for the workers to notice; commits the
+//     done prefix with a deadline of its own; forgets the partitions.
 //   - when they are lost, cancels their context at once and forgets them,
 //     committing nothing: another member may own them already.
 //

@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,8 +331,11 @@ func (p *pipeline) popReady() *lane {
 		}
 		l.ready = false
 		if l.part.revoking {
-			p.dropLane(l)
-			continue
+			p.trimLane(l)
+			if l.pending() == 0 {
+				p.dropLane(l)
+				continue
+			}
 		}
 		return l
 	}
@@ -510,7 +515,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	p.busy.Add(1)
 	start := time.Now()
 	done := 0
-	if p.batch != nil && len(batch) > 1 && !part.leaving.Load() && p.mayDeliver(ctx) {
+	if p.batch != nil && len(batch) > 1 && !part.stops(batch[len(batch)-1]) && p.mayDeliver(ctx) {
 		done = p.deliverBatch(ctx, batch)
 		p.completed.Add(uint64(done))
 	}
@@ -529,7 +534,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 		// 16th after it, and whenever the liveness timer has marked the
 		// session suspect (a clock reading per record would cost several
 		// per cent of a fast sink's throughput).
-		if part.leaving.Load() || ((i&15 == 0 || p.suspect()) && !p.mayDeliver(ctx)) {
+		if part.stops(m) || ((i&15 == 0 || p.suspect()) && !p.mayDeliver(ctx)) {
 			break
 		}
 		if !p.deliverOne(ctx, m) {
@@ -619,8 +624,11 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 	}
 	releaseMessages(batch)
 	l.active = false
+	if part.revoking {
+		p.trimLane(l)
+	}
 	switch {
-	case part.revoking:
+	case part.revoking && l.pending() == 0:
 		p.dropLane(l)
 	case l.pending() > 0:
 		p.pushReady(l)
@@ -661,29 +669,27 @@ func (p *pipeline) drain(ctx context.Context) bool {
 	return p.waitQuiet(ctx, func() bool { return p.queued == 0 && p.infl == 0 })
 }
 
-// stopDispatch marks partitions as leaving: their queued messages are
-// dropped and no new ones are admitted. It then waits, until ctx ends, for
-// the batches already inside workers to finish, so their results can still
-// be committed. It reports whether they all finished.
+// stopDispatch is a revoke's first step: no new messages are admitted for
+// the partitions, and of their queued messages only those below the
+// partition's frontier are still delivered: the gaps between messages
+// already delivered (or inside a worker), which the other keys' lanes left
+// behind a slow one. The rest is dropped: it is the next owner's. It then
+// waits, until ctx ends, for the gaps and the batches inside workers to be
+// done, so the committed prefix reaches the frontier and the next owner
+// repeats nothing. It reports whether they all finished.
 func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
 	p.mu.Lock()
 	for _, part := range parts {
-		part.revoking = true
-		part.leaving.Store(true)
-		if part.lane != nil && !part.lane.active {
-			p.dropLane(part.lane)
+		if !part.revoking {
+			part.revoking = true
+			part.leaveFrom.Store(min(part.leaveFrom.Load(), p.frontier(part)))
 		}
-		for _, l := range part.keys {
-			if !l.active {
-				p.dropLane(l)
-			}
-		}
+		p.trimLanes(part)
 	}
 	p.mu.Unlock()
-	// Chunk lanes are not indexed by partition: popReady drops them.
 	return p.waitQuiet(ctx, func() bool {
 		for _, part := range parts {
-			if part.inflight > 0 {
+			if part.inflight > 0 || part.queued > 0 {
 				return false
 			}
 		}
@@ -691,10 +697,91 @@ func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
 	})
 }
 
+// frontier is the offset after the last message of part that is done or
+// inside a worker: what the revoke still delivers is below it. Called with
+// the lock held; it walks the tracker and the partition's queued messages
+// once (a revoke is rare).
+func (p *pipeline) frontier(part *partition) int64 {
+	if p.untracked {
+		return math.MinInt64 // no tracker: acks are per message, nothing to fill
+	}
+	queued := make(map[int64]struct{}, part.queued)
+	p.eachLane(part, func(l *lane) {
+		for _, m := range l.q[l.head:] {
+			queued[m.Offset] = struct{}{}
+		}
+	})
+	f := int64(math.MinInt64)
+	for _, e := range part.entries[part.head:] {
+		if _, q := queued[e.offset]; !q || e.done {
+			f = max(f, e.offset+1)
+		}
+	}
+	return f
+}
+
+// eachLane calls fn for every lane of part that may hold queued messages:
+// its partition lane, its key lanes, and the chunk lanes waiting in the
+// ready queue or parked. Called with the lock held.
+func (p *pipeline) eachLane(part *partition, fn func(*lane)) {
+	seen := make(map[*lane]bool)
+	visit := func(l *lane) {
+		if l != nil && l.part == part && !seen[l] {
+			seen[l] = true
+			fn(l)
+		}
+	}
+	visit(part.lane)
+	for _, l := range part.keys {
+		visit(l)
+	}
+	for _, l := range p.ready[p.readyAt:] {
+		visit(l)
+	}
+	for _, l := range part.parked {
+		visit(l)
+	}
+}
+
+// trimLanes drops the queued messages of part at or past its leaveFrom,
+// and the lanes left empty that no worker holds. Called with the lock held.
+func (p *pipeline) trimLanes(part *partition) {
+	var empty []*lane
+	p.eachLane(part, func(l *lane) {
+		p.trimLane(l)
+		if l.pending() == 0 && !l.active && !l.ready {
+			empty = append(empty, l)
+		}
+	})
+	for _, l := range empty {
+		p.dropLane(l)
+	}
+}
+
+// trimLane drops l's queued messages at or past its partition's leaveFrom
+// (a lane's queue is in offset order). Called with the lock held.
+func (p *pipeline) trimLane(l *lane) {
+	q := l.q[l.head:]
+	from := l.part.leaveFrom.Load()
+	i := sort.Search(len(q), func(i int) bool { return q[i].Offset >= from })
+	n := len(q) - i
+	if n == 0 {
+		return
+	}
+	releaseMessages(q[i:])
+	clear(q[i:])
+	l.q = l.q[:l.head+i]
+	l.part.queued -= n
+	p.queued -= n
+}
+
 // abandon stops dispatching the partitions and cancels their context: the
 // deliveries inside workers see it and return, undelivered ones are left
 // to the next owner.
 func (p *pipeline) abandon(parts []*partition) {
+	for _, part := range parts {
+		part.leaveFrom.Store(math.MinInt64)
+	}
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
 	p.stopDispatch(expired, parts)
@@ -714,7 +801,7 @@ func (p *pipeline) remove(parts []*partition) {
 		}
 		part.gone = true
 		part.revoking = true
-		part.leaving.Store(true)
+		part.leaveFrom.Store(math.MinInt64)
 		part.cancel()
 		if part.inflight > 0 {
 			p.leavers[part.topicPartition] = part

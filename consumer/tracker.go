@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -64,9 +65,14 @@ type partition struct {
 	// dead-lettering) for a partition this member no longer owns.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// leaving is revoking, readable without the lock: a worker checks it
-	// between the messages of a batch and stops early.
-	leaving atomic.Bool
+	// leaveFrom is the first offset this member no longer delivers, read
+	// without the lock: a worker checks it before each message of a batch
+	// and stops there. math.MaxInt64 while the partition is owned; at a
+	// revoke, the offset after the last message already delivered or in a
+	// worker (the gaps below it are still delivered, so the committed
+	// prefix reaches it and the next owner repeats nothing); math.MinInt64
+	// once the partition is lost, abandoned or removed.
+	leaveFrom atomic.Int64
 
 	// pred is the state of an earlier assignment of this same partition
 	// whose deliveries have not all returned yet (its sink ignored the
@@ -82,7 +88,7 @@ type partition struct {
 }
 
 func newPartition(tp topicPartition) *partition {
-	return &partition{
+	p := &partition{
 		topicPartition: tp,
 		doneOffset:     -1,
 		committed:      -1,
@@ -90,7 +96,12 @@ func newPartition(tp topicPartition) *partition {
 		fetched:        -1,
 		hwm:            -1,
 	}
+	p.leaveFrom.Store(math.MaxInt64)
+	return p
 }
+
+// stops reports whether m is past what this member still delivers.
+func (p *partition) stops(m *Message) bool { return m.Offset >= p.leaveFrom.Load() }
 
 // track appends a message to the tracker and returns its sequence number.
 func (p *partition) track(offset, size int64, epoch int32) int64 {
