@@ -24,9 +24,13 @@ var CheckFixedSeeds = map[string][]uint64{
 	"kfake":     {25, 660345196, 7, 38},
 	"kafka":     {8, 30}, // partition, large, black hole, freeze, poison; key, large, kill, failing, throttle
 	"jetstream": {9, 24}, // key, large, kill, blocking, throttle, poison; none, large, freeze, blocking
-	// Share groups (the kafka plan of the seed, ordering none): SHARE_SEEDS
-	"kfake-share": {25, 38},
-	"kafka-share": {4},
+	// Share groups (the kafka plan of the seed, ordering none), windows of 150 and no record
+	// larger than the byte budget: a share-group poll can overrun the byte budget (GUARANTEES.md).
+	// kfake-share: poison, failing, kill, throttle, slow, freeze; blocking, freeze, failing, black hole, slow, kill.
+	// kafka-share: poison, failing, slow, kill, leave; no silence, which on the real broker can
+	// stall a partition in franz-go v1.22.2 (GUARANTEES.md).
+	"kfake-share": {38, 137},
+	"kafka-share": {219},
 }
 
 // CheckBrokers are the kinds -broker takes: where the records live and
