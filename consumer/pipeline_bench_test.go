@@ -93,6 +93,9 @@ func benchPipeline(b *testing.B, ord Ordering, keys int, fenced bool) {
 		done += batch
 	}
 	for p.completed.Load() < uint64(done) {
+		// The last batch may not all have fitted: admit the rest as
+		// room comes back (without this the loop could spin forever).
+		waiting = p.admitFitting(waiting)
 		if cps := p.commitPoints(nil); len(cps) > 0 {
 			p.committed(cps)
 		} else {
