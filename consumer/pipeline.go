@@ -37,7 +37,13 @@ func (l *lane) take(n int) []*Message {
 	b := l.q[l.head:end:end]
 	l.head = end
 	if l.head < len(l.q) && l.head >= 1024 && l.head*2 >= len(l.q) {
-		l.q, l.head = append([]*Message(nil), l.q[l.head:]...), 0
+		// A new array (the worker reads b from the old one), with room
+		// to grow: sized to what is left, every append after it would
+		// reallocate it again.
+		rest := len(l.q) - l.head
+		q := make([]*Message, rest, max(2*rest, 1024))
+		copy(q, l.q[l.head:])
+		l.q, l.head = q, 0
 	}
 	return b
 }
