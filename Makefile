@@ -106,8 +106,8 @@ image-check:
 # sluice with the image above against a real Kafka broker, drain, scale-in,
 # upgrade, force delete and an HPA ramp under load, each checked against a
 # ledger; then a teardown that must leave the machine as it found it. Needs
-# root. Opt-in, not in `make test` (docs/KUBERNETES.md): cold, the Kubernetes
-# binaries take 10-20 minutes to build; warm, about 9 minutes.
+# root. Run by .ci/run, not by `make test` (docs/KUBERNETES.md): cold, the
+# Kubernetes binaries take 10-20 minutes to build; warm, about 9 minutes.
 test-cluster: image
 	scripts/k8s-cluster.sh scenario
 
