@@ -39,9 +39,9 @@ type checkSource interface {
 	// deadLettered reads the dead-letter topic or stream back.
 	deadLettered(ctx context.Context) ([]Delivery, int, error)
 	// unsettled, after every member stopped, says what the broker still
-	// counts as not acknowledged ("" when nothing, or when the source keeps
-	// no such count: kafka's committed offsets are checked by the fault
-	// suite, JetStream's ack floor is not read here).
+	// counts as not acknowledged: "" when nothing, and for the sources
+	// where it is not read (a consumer group's committed offsets, a
+	// JetStream consumer's ack floor).
 	unsettled(ctx context.Context) (string, error)
 	finish() // after a schedule: close its clients
 	close()
@@ -190,10 +190,12 @@ func (s *kafkaCheckSource) unsettled(ctx context.Context) (string, error) {
 		if err == nil && left == "" {
 			return "", nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			return left, err
 		}
-		time.Sleep(500 * time.Millisecond)
+		if serr := sleep(ctx, 500*time.Millisecond); serr != nil {
+			return left, serr
+		}
 	}
 }
 
