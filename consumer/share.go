@@ -34,9 +34,11 @@ import (
 // so no lock runs out in the client's buffer. "Pausing" is not polling.
 // With ShareAcquireMode record_limit (the default) the broker splits record
 // batches to keep to the count; with batch_optimized it returns whole
-// batches, all of which are admitted, so the window may exceed its record
-// budget by the rest of a batch (the bytes keep to FetchMaxBytes, the
-// window's byte budget).
+// batches, so a poll may bring more records than asked. The byte limit is
+// a hint to the broker either way. What a poll brings beyond the window's
+// room waits outside it (admitWaiting), acquired and renewed with the rest,
+// until deliveries free room: the window keeps its budgets, and the memory
+// outside it is one poll's excess at most.
 //
 // Locks. While the records of a poll wait (for a worker, a slow sink, a
 // retry), their locks are renewed (AckRenew) each time half of the lock
@@ -70,6 +72,12 @@ type shareSource struct {
 
 	paused      atomic.Bool
 	pollRecords int // the most one poll takes; -1: all the fetch brought
+
+	// waiting holds the current poll's records the window had no room
+	// for yet (owned by run); unsettled counts the current poll's records
+	// not yet acknowledged, admitted or waiting. The next poll waits for 0.
+	waiting   []*Message
+	unsettled atomic.Int64
 
 	// The records of the current poll, for renewing their locks; guarded
 	// by mu. renewed is when they were acquired or last renewed; lock is
@@ -307,8 +315,9 @@ func (s *shareSource) run(ctx context.Context) error {
 	c := s.c
 	for ctx.Err() == nil {
 		changed := c.win.Changed()
+		s.admitWaiting()
 		c.evaluateFlow()
-		if s.paused.Load() || c.win.Records() > 0 {
+		if s.paused.Load() || s.unsettled.Load() > 0 {
 			select {
 			case <-changed:
 			case <-ctx.Done():
@@ -324,16 +333,16 @@ func (s *shareSource) run(ctx context.Context) error {
 				c.log.Warn("share fetch error", "topic", t, "partition", p, "error", err)
 			}
 		})
-		s.admit(fs)
+		s.take(fs)
+		s.admitWaiting()
 	}
 	return nil
 }
 
-// admit converts a poll's records into messages and admits them: they fit
-// in the window, which was empty and which the poll was sized to. Records
-// that arrive as a shutdown begins are admitted all the same: the drain
-// delivers them, or the leave releases them.
-func (s *shareSource) admit(fs kgo.Fetches) {
+// take converts a poll's records into messages waiting for admission.
+// Records that arrive as a shutdown begins are taken all the same: the
+// drain delivers what was admitted, and the leave releases the rest.
+func (s *shareSource) take(fs kgo.Fetches) {
 	c := s.c
 	n := fs.NumRecords()
 	if n == 0 {
@@ -392,15 +401,37 @@ func (s *shareSource) admit(fs kgo.Fetches) {
 	s.met.pollRecords.Observe(float64(n))
 	s.met.redelivered.Add(float64(redelivered))
 	c.win.SawRecords(n, bytes)
-	c.win.Add(n, bytes)
 	c.met.fetchedBytes.Add(float64(bytes))
-	// Without order the pipeline queues a call's records in lanes of up
-	// to BatchMax, one worker each; a poll is small (and the next waits
-	// for all of it), so it is split into one part per worker, for every
-	// worker to have a share of it.
+	s.unsettled.Store(int64(n))
+	s.waiting = ptrs
+}
+
+// admitWaiting admits what of the current poll fits in the window (an
+// empty window takes one record at least): the broker treats a fetch's
+// byte limit as a hint (kfake ignores it) and, in batch_optimized mode,
+// its record limit too, so a poll may bring more than the window has room
+// for. The rest waits here, its locks renewed with the others', until
+// deliveries free room. Without order the pipeline queues a call's
+// records in lanes of up to BatchMax, one worker each; a poll is small,
+// so it is split into one part per worker.
+func (s *shareSource) admitWaiting() {
+	if len(s.waiting) == 0 {
+		return
+	}
+	c := s.c
+	n, bytes := c.win.fit(s.waiting)
+	if n == 0 {
+		return
+	}
+	in := s.waiting[:n]
+	s.waiting = s.waiting[n:]
+	if len(s.waiting) == 0 {
+		s.waiting = nil
+	}
+	c.win.Add(n, bytes)
 	per := (n + c.pipe.size() - 1) / c.pipe.size()
 	for i := 0; i < n; i += per {
-		c.pipe.admit(s.part, ptrs[i:min(i+per, n)], -1)
+		c.pipe.admit(s.part, in[i:min(i+per, n)], -1)
 	}
 }
 
@@ -419,6 +450,7 @@ func (s *shareSource) onDone(batch []*Message) {
 		}
 		m.ack.(*kgo.Record).Ack(st)
 	}
+	s.unsettled.Add(-int64(len(batch)))
 	s.met.accepts.Add(float64(len(batch) - rejected))
 	if rejected > 0 {
 		s.met.rejects.Add(float64(rejected))
@@ -472,13 +504,14 @@ func (s *shareSource) renew(ctx context.Context) {
 	recs := s.polled
 	s.renewed = time.Now()
 	s.mu.Unlock()
-	if s.c.win.Records() == 0 {
-		return // all settled
+	unsettled := s.unsettled.Load()
+	if unsettled == 0 {
+		return
 	}
 	for _, r := range recs {
 		r.Ack(kgo.AckRenew)
 	}
-	s.met.renews.Add(float64(s.c.win.Records()))
+	s.met.renews.Add(float64(unsettled))
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.cl.FlushAcks(fctx); err != nil && ctx.Err() == nil {

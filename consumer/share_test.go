@@ -135,7 +135,7 @@ func testShareCleanRun(t *testing.T, mode string) {
 	if d := led.duplicates(); d != 0 {
 		t.Fatalf("%d duplicates in a clean run", d)
 	}
-	if peak := c.Window().PeakRecords(); mode == consumer.ShareRecordLimit && peak > int64(cfg.MaxRecords) {
+	if peak := c.Window().PeakRecords(); peak > int64(cfg.MaxRecords) {
 		t.Errorf("window peaked at %d records, budget %d", peak, cfg.MaxRecords)
 	}
 	ends := cl.EndOffsets(topic)
@@ -406,5 +406,30 @@ func TestShareGroupMembersComingAndGoingLoseNothing(t *testing.T) {
 	}
 	if d := led.duplicates(); d != 0 {
 		t.Errorf("%d duplicates with clean joins and leaves only", d)
+	}
+}
+
+// TestShareGroupKeepsTheByteBudget: the broker treats a fetch's byte limit
+// as a hint (kfake ignores it), so a poll brings more bytes than the window
+// has; what does not fit waits outside it, and the window keeps its byte
+// budget. Every record is delivered once.
+func TestShareGroupKeepsTheByteBudget(t *testing.T) {
+	cl, topic, group := shareCluster(t, 1, 0)
+	const n = 60
+	cl.Produce(topic, n, func(i int) ([]byte, []byte) { return nil, make([]byte, 1000) })
+	led := newLedger()
+	cfg := shareConfig(cl.Brokers, topic, group)
+	cfg.MaxBytes = 4 << 10 // four records
+	c, err := consumer.New(cfg, led, consumer.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	led.waitFor(t, n, 60*time.Second)
+	if peak := c.Window().PeakBytes(); peak > cfg.MaxBytes {
+		t.Errorf("the window held %d bytes, budget %d", peak, cfg.MaxBytes)
+	}
+	if d := led.duplicates(); d != 0 {
+		t.Errorf("%d duplicates", d)
 	}
 }
