@@ -80,8 +80,9 @@ type KafkaConfig struct {
 	// for records: ShareRecordLimit (default: the broker splits record
 	// batches so that a poll brings at most what the window has room for)
 	// or ShareBatchOptimized (whole batches: about twice the throughput of a
-	// fast sink on Kafka 4.3, but a poll may bring the rest of a batch
-	// beyond the window's record budget; the byte budget still holds).
+	// fast sink on Kafka 4.3, but a poll may bring more than the window has
+	// room for; the rest waits outside the window, acquired, until there is
+	// room).
 	ShareAcquireMode string
 	// Opts are extra franz-go options (TLS, SASL, ...), applied last.
 	Opts []kgo.Opt
