@@ -24,13 +24,13 @@ var CheckFixedSeeds = map[string][]uint64{
 	"kfake":     {25, 660345196, 7, 38},
 	"kafka":     {8, 30}, // partition, large, black hole, freeze, poison; key, large, kill, failing, throttle
 	"jetstream": {9, 24}, // key, large, kill, blocking, throttle, poison; none, large, freeze, blocking
-	// Share groups (the kafka plan of the seed, ordering none), windows of 150 and no record
-	// larger than the byte budget: a share-group poll can overrun the byte budget (GUARANTEES.md).
-	// kfake-share: poison, failing, kill, throttle, slow, freeze; blocking, freeze, failing, black hole, slow, kill.
-	// kafka-share: poison, failing, slow, kill, leave; no silence, which on the real broker can
-	// stall a partition in franz-go v1.22.2 (GUARANTEES.md).
-	"kfake-share": {38, 137},
-	"kafka-share": {219},
+	// Share groups (the kafka plan of the seed, ordering none). kfake-share: black hole, freeze,
+	// kill, blocking, failing, slow; poison, 2 records over the byte budget, freeze, kill, leave,
+	// failing. kafka-share: the same 4, and 198671022 (two members frozen past the lock, 3 records
+	// over the budget, slow, blocking, failing), which stalled a partition before franz-go v1.22.3
+	// and overran the byte budget before b4fd6f0 (GUARANTEES.md).
+	"kfake-share": {137, 4},
+	"kafka-share": {4, 198671022},
 }
 
 // CheckBrokers are the kinds -broker takes: where the records live and
