@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/consumer"
@@ -216,7 +217,9 @@ func TestKafkaSuite(t *testing.T) {
 	})
 }
 
-// readKafka reads topic from the start until it has n records or 10 s pass.
+// readKafka reads topic from the start until it has n records or 30 s pass
+// (the real broker, shared with the other packages' tests, can be slow to
+// serve a new topic's partitions).
 func readKafka(t *testing.T, brokers []string, topic string, n int) []sinktest.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
@@ -225,7 +228,7 @@ func readKafka(t *testing.T, brokers []string, topic string, n int) []sinktest.R
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []sinktest.Record
 	for len(out) < n && ctx.Err() == nil {
@@ -236,6 +239,12 @@ func readKafka(t *testing.T, brokers []string, topic string, n int) []sinktest.R
 			}
 			out = append(out, rec)
 		})
+	}
+	if len(out) < n {
+		// Say whether the records are missing from the topic or were not
+		// read in time.
+		ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
+		t.Logf("read %d of %d records in 30 s; the topic's end offsets: %v (%v)", len(out), n, ends, err)
 	}
 	return out
 }
