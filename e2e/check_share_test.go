@@ -83,7 +83,7 @@ func TestCheckShareUnsettled(t *testing.T) {
 		t.Fatalf("with %d of %d records accepted, unsettled reports %q; want the lag", n/2, n, left)
 	}
 	consume(n/2, n/2)
-	if left, err := src.unsettled(ctx); err != nil || left != "" {
+	if left, err := src.unsettled(ctx, 20*time.Second); err != nil || left != "" {
 		t.Fatalf("with every record accepted, unsettled reports %q, %v; want nothing", left, err)
 	}
 }

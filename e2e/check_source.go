@@ -38,11 +38,11 @@ type checkSource interface {
 	produce(ctx context.Context, i int, key string, value []byte) (PO, error)
 	// deadLettered reads the dead-letter topic or stream back.
 	deadLettered(ctx context.Context) ([]Delivery, int, error)
-	// unsettled, after every member stopped, says what the broker still
-	// counts as not acknowledged: "" when nothing, and for the sources
-	// where it is not read (a consumer group's committed offsets, a
-	// JetStream consumer's ack floor).
-	unsettled(ctx context.Context) (string, error)
+	// unsettled says what the broker still counts as not acknowledged,
+	// reading it again for up to wait until that is nothing: "" when
+	// nothing, and for the sources where it is not read (a consumer
+	// group's committed offsets, a JetStream consumer's ack floor).
+	unsettled(ctx context.Context, wait time.Duration) (string, error)
 	finish() // after a schedule: close its clients
 	close()
 }
@@ -172,9 +172,8 @@ func alterConfigs(ctx context.Context, b Broker, typ kmsg.ConfigResourceType, na
 // yet seen acknowledged (accepted, rejected or archived); once every member
 // has drained and left, that is none. Read with the share-group offsets
 // API: its lag, or (a broker that reports none) the end offset less the
-// share-partition start offset. The broker writes the share-partition
-// state asynchronously, so it is read again for a while before it counts.
-func (s *kafkaCheckSource) unsettled(ctx context.Context) (string, error) {
+// share-partition start offset.
+func (s *kafkaCheckSource) unsettled(ctx context.Context, wait time.Duration) (string, error) {
 	if !s.share {
 		return "", nil
 	}
@@ -184,7 +183,7 @@ func (s *kafkaCheckSource) unsettled(ctx context.Context) (string, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		left, err := s.shareLeft(ctx, adm)
 		if err == nil && left == "" {
@@ -297,11 +296,13 @@ func newJSCheckSource(dir string) (*jsCheckSource, error) {
 	return &jsCheckSource{srv: srv, px: px, nc: nc, js: js}, nil
 }
 
-func (s *jsCheckSource) kind() string                              { return "jetstream" }
-func (s *jsCheckSource) source() string                            { return "jetstream" }
-func (s *jsCheckSource) proxy() *Proxy                             { return s.px }
-func (s *jsCheckSource) finish()                                   {}
-func (s *jsCheckSource) unsettled(context.Context) (string, error) { return "", nil }
+func (s *jsCheckSource) kind() string   { return "jetstream" }
+func (s *jsCheckSource) source() string { return "jetstream" }
+func (s *jsCheckSource) proxy() *Proxy  { return s.px }
+func (s *jsCheckSource) finish()        {}
+func (s *jsCheckSource) unsettled(context.Context, time.Duration) (string, error) {
+	return "", nil
+}
 
 func (s *jsCheckSource) close() {
 	s.nc.Close()
