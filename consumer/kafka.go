@@ -431,25 +431,33 @@ func (k *kafkaSource) resume(parts []*partition) { k.cl.ResumeFetchPartitions(to
 func (k *kafkaSource) close() {
 	defer k.c.pipe.live.timer.Stop()
 	k.cl.AllowRebalance()
-	ctx, cancel := context.WithDeadline(context.Background(), k.c.closeBy)
-	defer cancel()
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
+	closeClient(k.c, k.cl, func(ctx context.Context) {
 		if err := k.cl.LeaveGroupContext(ctx); err != nil {
 			k.c.log.Warn("leaving the group did not finish before the shutdown deadline",
 				"reason", "shutdown_timeout", "error", err)
 		}
-		k.cl.Close()
+	})
+}
+
+// closeClient runs leave, then closes cl, within c's shutdown deadline
+// (closeBy). Past it, it gives the client closeGrace more to wind down,
+// then returns without it: the service exits all the same.
+func closeClient(c *Consumer, cl *kgo.Client, leave func(ctx context.Context)) {
+	ctx, cancel := context.WithDeadline(context.Background(), c.closeBy)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		leave(ctx)
+		cl.Close()
 	}()
 	select {
 	case <-closed:
 	case <-ctx.Done():
-		// Give the leave a moment after its own deadline to wind down.
 		select {
 		case <-closed:
 		case <-time.After(closeGrace):
-			k.c.log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
+			c.log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
 				"reason", "shutdown_timeout")
 		}
 	}

@@ -610,11 +610,7 @@ func (s *shareSource) resume([]*partition) { s.paused.Store(false) }
 func (s *shareSource) close() {
 	s.stopLoops()
 	s.loops.Wait()
-	ctx, cancel := context.WithDeadline(context.Background(), s.c.closeBy)
-	defer cancel()
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
+	closeClient(s.c, s.cl, func(ctx context.Context) {
 		if err := s.cl.FlushAcks(ctx); err != nil {
 			s.c.log.Warn("share-group acknowledgements not all confirmed before the shutdown deadline",
 				"reason", "shutdown_timeout", "error", err)
@@ -623,16 +619,5 @@ func (s *shareSource) close() {
 			s.c.log.Warn("leaving the share group did not finish before the shutdown deadline",
 				"reason", "shutdown_timeout", "error", err)
 		}
-		s.cl.Close()
-	}()
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		select {
-		case <-closed:
-		case <-time.After(closeGrace):
-			s.c.log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
-				"reason", "shutdown_timeout")
-		}
-	}
+	})
 }

@@ -239,7 +239,7 @@ func TestShareGroupSlowSinkKeepsItsLocks(t *testing.T) {
 	if a := attempts.Load(); a != 0 {
 		t.Errorf("%d deliveries came with an earlier delivery counted", a)
 	}
-	if r := counterValue(t, reg, "sluice_kafka_share_acks_total", "kind", "renew"); r == 0 {
+	if r := counterWith(t, reg, "sluice_kafka_share_acks_total", "renew"); r == 0 {
 		t.Errorf("no lock renewed, yet the records waited %v with a %v lock", time.Duration(n)*100*time.Millisecond, lock)
 	}
 }
@@ -343,29 +343,6 @@ func TestShareGroupDrainReleasesWhatItHeld(t *testing.T) {
 	if redelivered.Load() == 0 {
 		t.Errorf("no record came with its earlier delivery counted, though the first member held %d", got.Load())
 	}
-}
-
-// counterValue reads one labelled counter from reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{%s=%q}", name, label, value)
-	return 0
 }
 
 // TestShareGroupMembersComingAndGoingLoseNothing: while records are

@@ -252,11 +252,6 @@ func TestHTTPSinkOutageBackpressure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPED in -short: a 60 s sink outage")
 	}
-	if kafkatest.Real() {
-		// This test always runs its own embedded broker (below); the
-		// real-broker pass of the package would only run it a second time.
-		t.Skip("runs on its own embedded broker: already run in the package's embedded pass")
-	}
 	outage := 60 * time.Second
 	if v := os.Getenv("SLUICEDEV_TEST_OUTAGE"); v != "" {
 		d, err := time.ParseDuration(v)
