@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"math/bits"
-	"sync"
 )
 
 // Message blocks: the Kafka source fills the Messages of one poll of one
@@ -40,7 +39,9 @@ const (
 	blockMax      = 256
 )
 
-var blockPools [5]sync.Pool // blockMin << i messages, up to blockMax
+// blocks keeps released blocks for reuse, by class (see classPool); a
+// block's size is its capacity in messages.
+var blocks = classPool[*msgBlock]{unit: blockMin}
 
 // blockClass is the pool index of the smallest block that holds n
 // (blockMin <= n <= blockMax) messages.
@@ -59,8 +60,8 @@ func newMessages(n int) []*Message {
 		return ptrs
 	}
 	c := blockClass(n)
-	b, _ := blockPools[c].Get().(*msgBlock)
-	if b == nil {
+	b, ok := blocks.get(c)
+	if !ok {
 		size := blockMin << c
 		b = &msgBlock{msgs: make([]Message, size), ptrs: make([]*Message, size), class: c}
 		for i := range b.msgs {
@@ -76,11 +77,13 @@ func newMessages(n int) []*Message {
 // messages is left in the pipeline goes back to its pool. It is not cleared
 // there: by then its memory is cold, and clearing it cost the workers more
 // (30 ns a message, measured) than the fetcher's overwriting it whole
-// saves. A pooled block so keeps its records' bytes reachable until it is
-// reused or the garbage collector empties the pool (within two cycles).
+// saves. A kept block so keeps its old records' memory reachable until it is
+// reused: a bounded amount (see classPool), and mostly the client's pooled
+// buffers (recordpool.go), which stay in use anyway.
 // Called with the pipeline's mutex held, once for each message, by whoever
 // holds it last (see above).
 func releaseMessages(msgs []*Message) {
+	recycle(msgs)
 	for _, m := range msgs {
 		b := m.blk
 		if b == nil {
@@ -88,7 +91,7 @@ func releaseMessages(msgs []*Message) {
 		}
 		b.live--
 		if b.live == 0 {
-			blockPools[b.class].Put(b)
+			blocks.put(b.class, b)
 		}
 	}
 }

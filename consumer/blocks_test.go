@@ -10,8 +10,8 @@ func TestBlockClass(t *testing.T) {
 			t.Errorf("blockClass(%d) = %d (size %d), want %d (size %d)", c.n, got, blockMin<<got, c.class, c.size)
 		}
 	}
-	if blockMin<<(len(blockPools)-1) != blockMax {
-		t.Errorf("the largest pool holds blocks of %d, want blockMax %d", blockMin<<(len(blockPools)-1), blockMax)
+	if c := blockClass(blockMax); blockMin<<c != blockMax {
+		t.Errorf("the largest class holds blocks of %d, want blockMax %d", blockMin<<c, blockMax)
 	}
 }
 
@@ -19,6 +19,7 @@ func TestBlockClass(t *testing.T) {
 // released: until then no newMessages call may hand out its messages again,
 // whatever the pool holds.
 func TestBlockReusedOnlyWhenAllReleased(t *testing.T) {
+	blocks.keepUpTo(1 << 20)
 	held := newMessages(20)
 	blk := held[0].blk
 	if blk == nil || len(held) != 20 {
@@ -47,6 +48,9 @@ func TestBlockReusedOnlyWhenAllReleased(t *testing.T) {
 	releaseMessages(held[19:])
 	if blk.live != 0 {
 		t.Fatalf("a block with all its messages released counts %d live", blk.live)
+	}
+	if again := newMessages(20); again[0].blk != blk {
+		t.Fatal("a block whose messages were all released was not reused")
 	}
 }
 

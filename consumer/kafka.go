@@ -219,6 +219,11 @@ type kafkaSource struct {
 func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 	kc := &c.cfg.Kafka
 	k := &kafkaSource{c: c}
+	// Keep up to a window's worth of message blocks and record memory for
+	// reuse (blocks.go, recordpool.go).
+	blocks.keepUpTo(int64(c.cfg.MaxRecords))
+	recordSlices.keepUpTo(2 * int64(c.cfg.MaxRecords))
+	decompBufs.keepUpTo(c.cfg.MaxBytes)
 	c.pipe.live = newLiveness(kc.SessionTimeout, c.log)
 	start := kgo.NewOffset().AtStart()
 	if kc.StartOffset == "latest" {
@@ -240,6 +245,7 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),
 		kgo.MaxConcurrentFetches(kc.MaxConcurrentFetches),
 		kgo.WithHooks(c.pipe.live),
+		kgo.WithPools(recordPool{}),
 		kgo.WithLogger(kafkaLogger(c.log)),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assigned(flatten(m))
@@ -333,7 +339,7 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 				*m = Message{
 					Source: "kafka", Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 					Key: r.Key, Value: r.Value, Time: r.Timestamp,
-					epoch: r.LeaderEpoch, size: int64(len(r.Key) + len(r.Value)), blk: m.blk,
+					epoch: r.LeaderEpoch, size: int64(len(r.Key) + len(r.Value)), blk: m.blk, rec: r,
 				}
 				if len(r.Headers) > 0 {
 					m.Headers = make([]Header, len(r.Headers))

@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Message is one record handed to a sink. The pipeline owns it: a sink must
@@ -43,6 +45,10 @@ type Message struct {
 	// blk is the pooled block the message lives in (blocks.go); nil for
 	// messages the pipeline does not reuse.
 	blk *msgBlock
+	// rec is the franz-go record Key, Value and Headers point into, to be
+	// recycled once they are no longer read (recordpool.go); nil for the
+	// other sources.
+	rec *kgo.Record
 	// gaveUp is why the pipeline gave the message up (dead-lettered or
 	// dropped); "" when the sink delivered it. onDone sees it.
 	gaveUp string

@@ -480,6 +480,9 @@ func (p *pipeline) worker() {
 		if delivered > 0 && p.onDone != nil {
 			p.onDone(batch[:delivered])
 		}
+		// Nothing reads the batch's keys and values after this: their
+		// records go back to the client's pool outside the lock.
+		recycle(batch)
 		p.mu.Lock()
 	}
 }
