@@ -250,12 +250,22 @@ func (c *Consumer) Window() *Window { return c.win }
 
 // pressureCommitGap is the pause between commits while the window is above
 // its low-water mark: delivered records hold their place until committed,
-// so under pressure the committer keeps up with the sink instead of
-// waiting for the interval (at most 200 commits a second).
-const pressureCommitGap = 5 * time.Millisecond
+// so under pressure the committer does not wait for the interval.
+//
+// It need not be short. A fast sink does not depend on it: the pipeline
+// kicks the committer whenever a quarter of the window is done but not
+// committed (pipeline.finish, kickAt), so the window gets room back as fast
+// as the sink frees it, in commits of a quarter window each. The gap is for
+// a slow sink, whose done records would otherwise wait up to CommitInterval
+// (1 s by default) while the window is paused: 25 ms adds little to that
+// wait next to PauseDelay (200 ms by default) and to the pace of a sink
+// slow enough to fill the window, and it costs at most 40 commits a second
+// instead of 200. A round with nothing done costs no commit at all
+// (commitPoints is empty, the broker is not asked).
+const pressureCommitGap = 25 * time.Millisecond
 
 // commitLoop commits on the interval, whenever a quarter of the window is
-// done, and every few milliseconds while the window is above low water.
+// done, and every pressureCommitGap while the window is above low water.
 // After a failed commit it waits, doubling from 100 ms up to 5 s, before
 // the next: the records stay in the window meanwhile, so fetching pauses
 // rather than the broker being asked hundreds of times a second.
@@ -357,8 +367,15 @@ func (c *Consumer) commitLocked(ctx context.Context, parts []*partition) error {
 	return err
 }
 
-// evaluateFlow applies the pause policy and tells the source.
+// evaluateFlow applies the pause policy and tells the source. Every fetch
+// loop and the commit loop call it, so while there is no pressure it
+// returns at once, without a lock or a look at the partitions: the
+// window's atomics say when a decision would change nothing (see
+// Window.quiet).
 func (c *Consumer) evaluateFlow() {
+	if c.win.quiet() {
+		return
+	}
 	c.flowMu.Lock()
 	defer c.flowMu.Unlock()
 	gated := c.win.Room() == 0

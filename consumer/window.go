@@ -1,9 +1,6 @@
 package consumer
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Window is the process-wide in-flight budget, counted in records and bytes.
 //
@@ -33,8 +30,12 @@ type Window struct {
 	peakB   atomic.Int64
 	recent  atomic.Int64 // mean record size of the latest poll, in bytes (0 before one)
 
-	mu   sync.Mutex
-	room chan struct{} // closed and replaced when records are released
+	// room holds a token after a Release (capacity 1, see Changed).
+	room chan struct{}
+
+	// flow mirrors the pause policy's state for lock-free reads: see
+	// flowSignals and Consumer.evaluateFlow.
+	flow flowSignals
 }
 
 // NewWindow returns a window with the given budget and water marks
@@ -45,7 +46,7 @@ func NewWindow(maxRecords int, maxBytes int64, high, low float64) *Window {
 		maxBytes:   maxBytes,
 		high:       high,
 		low:        low,
-		room:       make(chan struct{}),
+		room:       make(chan struct{}, 1),
 	}
 }
 
@@ -65,18 +66,23 @@ func (w *Window) Release(n int, b int64) {
 	}
 	w.records.Add(-int64(n))
 	w.bytes.Add(-b)
-	w.mu.Lock()
-	close(w.room)
-	w.room = make(chan struct{})
-	w.mu.Unlock()
+	// A token, not a closed channel: nothing is allocated per release. If
+	// a token is there already, nobody has taken the last one and this
+	// release is covered by it.
+	select {
+	case w.room <- struct{}{}:
+	default:
+	}
 }
 
-// Changed returns a channel that is closed at the next Release.
-func (w *Window) Changed() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.room
-}
+// Changed returns the channel a Release signals: a receive on it returns
+// after any Release that happened since Changed was called. Call it before
+// reading the room, then wait on it if there is none: a Release in between
+// is not missed. A receive may also return for a Release from before the
+// call (a token nobody took), so a waiter re-checks the room in a loop.
+// One token wakes one receiver: the channel is for the one fetch loop that
+// waits for room, not for several goroutines at once.
+func (w *Window) Changed() <-chan struct{} { return w.room }
 
 // Records and Bytes report what the window holds now.
 func (w *Window) Records() int64 { return w.records.Load() }
