@@ -343,3 +343,18 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+type backoff struct {
+	initial, max time.Duration
+}
+
+// next returns the delay before the given retry (1-based), with full jitter
+// over the upper half so synchronized failures spread out.
+func (b backoff) next(attempt int) time.Duration {
+	d := b.initial
+	for i := 1; i < attempt && d < b.max; i++ {
+		d *= 2
+	}
+	d = min(d, b.max)
+	return d/2 + rand.N(d/2+1)
+}

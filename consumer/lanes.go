@@ -1,0 +1,211 @@
+package consumer
+
+import "sort"
+
+// lane is a queue of messages that must be delivered one after another: all
+// messages with one key (key ordering), all of one partition (partition
+// ordering), or a chunk of messages with no order between them (no ordering,
+// or records without a key). At most one worker holds a lane at a time.
+type lane struct {
+	part   *partition
+	key    string // map key in part.keys; "" for partition lanes and chunks
+	keyed  bool
+	q      []*Message
+	head   int
+	active bool // a worker is delivering a batch from it
+	ready  bool // it is on the ready queue
+}
+
+func (l *lane) pending() int { return len(l.q) - l.head }
+
+// take removes up to n messages from the front. The returned slice is the
+// worker's own: the lane never writes into that part of its array again
+// until the worker has finished it (finish then resets an empty lane).
+func (l *lane) take(n int) []*Message {
+	end := min(l.head+n, len(l.q))
+	b := l.q[l.head:end:end]
+	l.head = end
+	if l.head < len(l.q) && l.head >= 1024 && l.head*2 >= len(l.q) {
+		// A new array (the worker reads b from the old one), with room
+		// to grow: sized to what is left, every append after it would
+		// reallocate it again.
+		rest := len(l.q) - l.head
+		q := make([]*Message, rest, max(2*rest, 1024))
+		copy(q, l.q[l.head:])
+		l.q, l.head = q, 0
+	}
+	return b
+}
+
+// reset empties a lane that no worker holds, keeping its array for the
+// next messages (take leaves it in place while a worker may still read the
+// batch it took from it).
+func (l *lane) reset() {
+	clear(l.q)
+	l.q, l.head = l.q[:0], 0
+}
+
+func (p *pipeline) pushReady(l *lane) {
+	l.ready = true
+	p.ready = append(p.ready, l)
+	p.work.Signal()
+}
+
+// popReady returns the next lane with work, skipping lanes of partitions
+// that are being revoked (their messages are dropped).
+func (p *pipeline) popReady() *lane {
+	for p.readyAt < len(p.ready) {
+		l := p.ready[p.readyAt]
+		p.ready[p.readyAt] = nil
+		p.readyAt++
+		if p.readyAt == len(p.ready) {
+			p.ready, p.readyAt = p.ready[:0], 0
+		} else if p.readyAt >= 1024 && p.readyAt*2 >= len(p.ready) {
+			n := copy(p.ready, p.ready[p.readyAt:])
+			clear(p.ready[n:])
+			p.ready, p.readyAt = p.ready[:n], 0
+		}
+		if l.part.pred != nil {
+			// An earlier assignment of this partition is still inside
+			// the sink: wait for it (the lane stays marked ready, so
+			// admit does not queue it twice).
+			l.part.parked = append(l.part.parked, l)
+			continue
+		}
+		l.ready = false
+		if l.part.revoking {
+			p.trimLane(l)
+			if l.pending() == 0 {
+				p.dropLane(l)
+				continue
+			}
+		}
+		return l
+	}
+	return nil
+}
+
+// unpark lets a partition's parked lanes go once the earlier assignment
+// it waited for has no delivery left inside a worker. Called with the lock
+// held.
+func (p *pipeline) unpark(old *partition) {
+	if p.leavers[old.topicPartition] == old {
+		delete(p.leavers, old.topicPartition)
+	}
+	next := old.succ
+	if next == nil {
+		return
+	}
+	old.succ, next.pred = nil, nil
+	for _, l := range next.parked {
+		l.ready = false
+		p.pushReady(l)
+	}
+	next.parked = nil
+}
+
+// dropLane discards a lane's queued messages (their partition is going away).
+func (p *pipeline) dropLane(l *lane) {
+	n := l.pending()
+	releaseMessages(l.q[l.head:])
+	clear(l.q)
+	l.q, l.head = l.q[:0], 0
+	l.part.queued -= n
+	p.queued -= n
+	if l.keyed && !l.active {
+		delete(l.part.keys, l.key)
+	}
+	p.freeLane(l)
+}
+
+// maxFreeLanes bounds the lanes kept for reuse, and maxFreeLaneCap the
+// queue a kept lane brings along.
+const maxFreeLanes, maxFreeLaneCap = 4096, 1024
+
+// newLane returns an empty lane of part, reused when one is free. Called
+// with the lock held.
+func (p *pipeline) newLane(part *partition) *lane {
+	if n := len(p.freeLanes); n > 0 {
+		l := p.freeLanes[n-1]
+		p.freeLanes[n-1] = nil
+		p.freeLanes = p.freeLanes[:n-1]
+		l.part = part
+		return l
+	}
+	return &lane{part: part}
+}
+
+// freeLane keeps l for reuse if nothing refers to it any more: it is empty,
+// no worker holds it, it is on no ready queue (nor parked), it is not its
+// partition's lane, and a keyed lane is no longer in its partition's map.
+// Called with the lock held.
+func (p *pipeline) freeLane(l *lane) {
+	if l.active || l.ready || l.pending() > 0 || l == l.part.lane || len(p.freeLanes) >= maxFreeLanes {
+		return
+	}
+	if l.keyed && l.part.keys[l.key] == l {
+		return
+	}
+	clear(l.q)
+	q := l.q[:0]
+	if cap(q) > maxFreeLaneCap {
+		q = nil
+	}
+	*l = lane{q: q}
+	p.freeLanes = append(p.freeLanes, l)
+}
+
+// eachLane calls fn for every lane of part that may hold queued messages:
+// its partition lane, its key lanes, and the chunk lanes waiting in the
+// ready queue or parked. Called with the lock held.
+func (p *pipeline) eachLane(part *partition, fn func(*lane)) {
+	seen := make(map[*lane]bool)
+	visit := func(l *lane) {
+		if l != nil && l.part == part && !seen[l] {
+			seen[l] = true
+			fn(l)
+		}
+	}
+	visit(part.lane)
+	for _, l := range part.keys {
+		visit(l)
+	}
+	for _, l := range p.ready[p.readyAt:] {
+		visit(l)
+	}
+	for _, l := range part.parked {
+		visit(l)
+	}
+}
+
+// trimLanes drops the queued messages of part at or past its leaveFrom,
+// and the lanes left empty that no worker holds. Called with the lock held.
+func (p *pipeline) trimLanes(part *partition) {
+	var empty []*lane
+	p.eachLane(part, func(l *lane) {
+		p.trimLane(l)
+		if l.pending() == 0 && !l.active && !l.ready {
+			empty = append(empty, l)
+		}
+	})
+	for _, l := range empty {
+		p.dropLane(l)
+	}
+}
+
+// trimLane drops l's queued messages at or past its partition's leaveFrom
+// (a lane's queue is in offset order). Called with the lock held.
+func (p *pipeline) trimLane(l *lane) {
+	q := l.q[l.head:]
+	from := l.part.leaveFrom.Load()
+	i := sort.Search(len(q), func(i int) bool { return q[i].Offset >= from })
+	n := len(q) - i
+	if n == 0 {
+		return
+	}
+	releaseMessages(q[i:])
+	clear(q[i:])
+	l.q = l.q[:l.head+i]
+	l.part.queued -= n
+	p.queued -= n
+}
