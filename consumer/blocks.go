@@ -18,7 +18,7 @@ import (
 // last of its messages was handed back by the worker that held it: at that
 // point no lane holds it (take removed it from the lane), the sink has
 // returned (a sink may not keep a Message after Deliver returns) and so has
-// onDone. Messages still waiting outside the window, or left in lanes when
+// the source's ack. Messages still waiting outside the window, or left in lanes when
 // the pipeline stops, are never released: their block is collected as
 // garbage, never reused early.
 //

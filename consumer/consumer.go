@@ -44,45 +44,10 @@ type Consumer struct {
 	draining      atomic.Bool
 	commitFailing bool // guarded by commitMu
 
-	// closeBy is when the source must be closed by: Run sets it before
-	// calling close, from SLUICE_SHUTDOWN_TIMEOUT.
-	closeBy time.Time
-
 	started   atomic.Bool
 	drainOnce sync.Once
 	drainCh   chan struct{}
 	done      chan struct{}
-}
-
-// source is where messages come from: it admits them into the pipeline,
-// pauses and resumes partitions, and records commit points with the broker.
-type source interface {
-	// start connects; it is called once, before anything else.
-	start() error
-	// run fetches and admits messages until ctx ends.
-	run(ctx context.Context) error
-	// commit stores the points with the broker and returns those that failed.
-	commit(ctx context.Context, cps []commitPoint) (failed []commitPoint, err error)
-	pause(parts []*partition)
-	resume(parts []*partition)
-	// close leaves the group (revoking what is still assigned) and closes
-	// the client. It is called once, after run has returned.
-	close()
-}
-
-// newSource builds the source that Config.Source names.
-func newSource(c *Consumer) (source, error) {
-	switch c.cfg.Source {
-	case SourceKafka:
-		return newKafkaSource(c)
-	case SourceKafkaShare:
-		return newShareSource(c)
-	case SourceJetStream:
-		return newJetStreamSource(c)
-	case SourceNATS:
-		return newCoreNATSSource(c)
-	}
-	return nil, &FieldError{Field: "Source", Value: c.cfg.Source, Want: "want kafka, kafka-share, jetstream or nats"}
 }
 
 // Option configures a Consumer's collaborators.
@@ -125,11 +90,13 @@ func New(cfg Config, sink Sink, opts ...Option) (*Consumer, error) {
 	}
 	c.pipe = newPipeline(&c.cfg, sink, c.win, c.log, c.met)
 	c.pipe.fail, c.pipe.dl = newFailurePolicy(&c.cfg, o.dlq != nil), newDeadLetters(o.dlq, o.reg)
-	src, err := newSource(c)
+	c.pipe.released = c.evaluateFlow
+	src, err := newSource(sourceEnv{cfg: &c.cfg, log: c.log, met: c.met, reg: o.reg})
 	if err != nil {
 		return nil, err
 	}
 	c.src = src
+	c.pipe.attach(src)
 	registerState(o.reg, c)
 	return c, nil
 }
@@ -143,7 +110,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return errors.New("consumer: Run called twice")
 	}
 	defer close(c.done)
-	if err := c.src.start(); err != nil {
+	if err := c.src.start(ctx, seam{c}); err != nil {
 		c.pipe.stop() // so that a later Resize starts no worker nobody would stop
 		return err
 	}
@@ -195,25 +162,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.commit(cctx, nil); err != nil {
 		c.log.Error("final commit failed", "reason", "commit_error", "error", err)
 	}
-	c.closeBy = deadline.Add(-closeGrace)
-	if left := time.Until(c.closeBy); left < reserve/4 {
-		c.closeBy = time.Now().Add(reserve / 4) // time to leave the group at least
+	closeBy := deadline.Add(-closeGrace)
+	if left := time.Until(closeBy); left < reserve/4 {
+		closeBy = time.Now().Add(reserve / 4) // time to leave the group at least
 	}
-	c.src.close()
+	closeCtx, closeCancel := context.WithDeadline(context.Background(), closeBy)
+	defer closeCancel()
+	c.src.close(closeCtx)
 	c.log.Info("stopped", "delivered", c.pipe.completed.Load())
 	return runErr
 }
 
-// closeGrace is how long a source's close may run on past closeBy for its
-// client to wind down.
+// closeGrace is how long a source's close may run on past its deadline for
+// its client to wind down.
 const closeGrace = 250 * time.Millisecond
-
-// drainBudget is how long a source may take to drain its connection at
-// close: its own limit, cut to what is left of the shutdown deadline (at
-// least a second), so the whole shutdown stays within ShutdownTimeout.
-func (c *Consumer) drainBudget(limit time.Duration) time.Duration {
-	return min(limit, max(time.Until(c.closeBy), closeGrace))
-}
 
 // Drain stops intake, finishes in-flight work, commits and leaves the
 // group, as Run does on shutdown; it returns when that is done or ctx ends.
@@ -329,11 +291,15 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition) error {
 }
 
 func (c *Consumer) commitLocked(ctx context.Context, parts []*partition) error {
+	cm, tracked := c.src.(committer)
+	if !tracked {
+		return nil // the source acks each message itself
+	}
 	cps := c.pipe.commitPoints(parts)
 	if len(cps) == 0 {
 		return nil
 	}
-	failed, err := c.src.commit(ctx, cps)
+	failed, err := cm.commit(ctx, cps)
 	if len(failed) == 0 {
 		c.pipe.committed(cps)
 		c.met.commits.WithLabelValues("ok").Inc()

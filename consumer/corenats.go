@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,11 +28,14 @@ import (
 // running. Messages in the window or the client buffer when the process
 // dies are lost. Use JetStream when that matters.
 type coreSource struct {
-	c    *Consumer
-	cfg  *NATSConfig
-	conn *natsConn
-	tp   topicPartition
-	part *partition
+	log      *slog.Logger
+	batchMax int
+	in       intake        // set by start
+	started  chan struct{} // closed when start has subscribed (or failed)
+	cfg      *NATSConfig
+	conn     *natsConn
+	tp       topicPartition
+	part     *partition
 
 	subsMu  sync.Mutex
 	subs    []*nats.Subscription
@@ -49,18 +53,18 @@ type coreSource struct {
 	seq int64 // receive counter: Message.Offset
 }
 
-func newCoreNATSSource(c *Consumer) (*coreSource, error) {
-	cfg := &c.cfg.NATS
+func newCoreNATSSource(env sourceEnv) (*coreSource, error) {
+	cfg := &env.cfg.NATS
 	s := &coreSource{
-		c:        c,
+		log:      env.log,
+		batchMax: env.cfg.BatchMax,
+		started:  make(chan struct{}),
 		cfg:      cfg,
-		conn:     newNATSConn(cfg, c.log),
+		conn:     newNATSConn(cfg, env.log),
 		tp:       topicPartition{topic: strings.Join(cfg.Subjects, ",")},
 		stopping: make(chan struct{}),
 	}
-	c.pipe.untracked = true
-	c.pipe.onDone = s.onDone
-	s.register(c.reg)
+	s.register(env.reg)
 	return s, nil
 }
 
@@ -85,16 +89,18 @@ func (s *coreSource) register(reg prometheus.Registerer) {
 	}, func() float64 { _, b := s.pending(); return float64(b) })
 }
 
-// start connects and subscribes. Messages flow from here on.
-func (s *coreSource) start() error {
+// start connects and subscribes. Messages flow from here on: the
+// subscriptions' handlers wait until start has reported the source
+// assigned (ready), after the server confirmed the subscriptions.
+func (s *coreSource) start(_ context.Context, in intake) error {
+	s.in = in
+	defer close(s.started)
 	if err := s.conn.dial(); err != nil {
 		return err
 	}
-	s.c.log.Warn("core NATS is at most once: messages dropped when the client's pending limits fill, or held when the process dies, are lost; use jetstream for at least once",
+	s.log.Warn("core NATS is at most once: messages dropped when the client's pending limits fill, or held when the process dies, are lost; use jetstream for at least once",
 		"reason", "at_most_once", "subjects", s.cfg.Subjects, "queue", s.cfg.Queue,
 		"pending_msgs", s.cfg.PendingMsgs, "pending_bytes", s.cfg.PendingBytes)
-	s.c.pipe.assign([]topicPartition{s.tp})
-	s.part = s.c.pipe.partition(s.tp)
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	for _, subj := range s.cfg.Subjects {
@@ -119,7 +125,8 @@ func (s *coreSource) start() error {
 		s.conn.nc.Close()
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
-	s.c.assigned([]topicPartition{s.tp}) // ready
+	in.Assigned([]topicPartition{s.tp}) // ready
+	s.part = in.Partition(s.tp)
 	return nil
 }
 
@@ -128,10 +135,14 @@ func (s *coreSource) start() error {
 // full), then admits them, waiting for room: while it waits, the client
 // buffers, and past its pending limits drops.
 func (s *coreSource) handle(msg *nats.Msg) {
+	<-s.started
+	if s.part == nil {
+		return // start failed: the connection is closing
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf = append(s.buf, msg)
-	if len(s.buf) < s.c.cfg.BatchMax {
+	if len(s.buf) < s.batchMax {
 		// nats.go counts the message being handled as pending until the
 		// handler returns: more than one means more are waiting.
 		if n, _, err := msg.Sub.Pending(); err == nil && n > 1 {
@@ -143,21 +154,16 @@ func (s *coreSource) handle(msg *nats.Msg) {
 
 // flush admits the gathered messages as room allows. Called with mu held.
 func (s *coreSource) flush() {
-	c := s.c
-	msgs := s.convert(s.buf)
+	msgs, bytes := s.convert(s.buf)
 	clear(s.buf)
 	s.buf = s.buf[:0]
 	s.waiting.Store(int64(len(msgs)))
 	defer s.waiting.Store(0)
 	for len(msgs) > 0 {
-		changed := c.win.Changed()
-		c.evaluateFlow()
+		changed := s.in.Changed()
 		if !s.paused.Load() {
-			if n, bytes := c.win.fit(msgs); n > 0 {
-				c.win.Add(n, bytes)
-				c.met.fetchedBytes.Add(float64(bytes))
-				c.pipe.admit(s.part, msgs[:n], -1)
-				msgs = msgs[n:]
+			if n := s.in.Admit(s.part, msgs, bytes, -1); n > 0 {
+				msgs, bytes = msgs[n:], -1
 				s.waiting.Store(int64(len(msgs)))
 				continue
 			}
@@ -171,7 +177,7 @@ func (s *coreSource) flush() {
 	}
 }
 
-func (s *coreSource) convert(buf []*nats.Msg) []*Message {
+func (s *coreSource) convert(buf []*nats.Msg) ([]*Message, int64) {
 	n := len(buf)
 	msgs := make([]Message, n)
 	ptrs := make([]*Message, n)
@@ -191,18 +197,8 @@ func (s *coreSource) convert(buf []*nats.Msg) []*Message {
 		bytes += m.size
 		ptrs[i] = m
 	}
-	s.c.win.SawRecords(n, bytes)
-	return ptrs
-}
-
-// onDone gives the messages' places in the window back: core NATS has
-// nothing to ack.
-func (s *coreSource) onDone(batch []*Message) {
-	var bytes int64
-	for _, m := range batch {
-		bytes += m.size
-	}
-	s.c.win.Release(len(batch), bytes)
+	s.in.Polled(n, bytes)
+	return ptrs, bytes
 }
 
 // run waits until ctx ends (or the connection closes for good), then stops
@@ -241,7 +237,7 @@ func (s *coreSource) run(ctx context.Context) error {
 		_ = sub.Unsubscribe() // those that did not finish draining in time
 	}
 	if n := s.lost.Load(); n > 0 {
-		s.c.log.Warn("core NATS messages dropped at shutdown: no room for them in time",
+		s.log.Warn("core NATS messages dropped at shutdown: no room for them in time",
 			"reason", "shutdown", "dropped", n)
 	}
 	return nil
@@ -283,13 +279,11 @@ func (s *coreSource) pending() (msgs, bytes int) {
 	return msgs, bytes
 }
 
-func (s *coreSource) commit(context.Context, []commitPoint) ([]commitPoint, error) {
-	return nil, nil // at most once: nothing to commit
-}
-
 // pause and resume: core NATS cannot pause the server. While paused the
 // source stops admitting, and the client buffers up to its pending limits.
 func (s *coreSource) pause([]*partition)  { s.paused.Store(true) }
 func (s *coreSource) resume([]*partition) { s.paused.Store(false) }
 
-func (s *coreSource) close() { s.conn.drain(s.c.drainBudget(s.cfg.DrainTimeout)) }
+// close drains the connection, by ctx's deadline. At most once: nothing is
+// acked or committed (the source is neither a committer nor an acker).
+func (s *coreSource) close(ctx context.Context) { s.conn.drain(drainBudget(ctx, s.cfg.DrainTimeout)) }

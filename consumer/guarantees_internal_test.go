@@ -16,8 +16,8 @@ type hungSource struct {
 	live    atomic.Int64 // commits that started with a live context
 }
 
-func (h *hungSource) start() error                  { return nil }
-func (h *hungSource) run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (h *hungSource) start(context.Context, intake) error { return nil }
+func (h *hungSource) run(ctx context.Context) error       { <-ctx.Done(); return nil }
 func (h *hungSource) commit(ctx context.Context, cps []commitPoint) ([]commitPoint, error) {
 	h.commits.Add(1)
 	if ctx.Err() == nil {
@@ -26,9 +26,9 @@ func (h *hungSource) commit(ctx context.Context, cps []commitPoint) ([]commitPoi
 	<-ctx.Done()
 	return cps, ctx.Err()
 }
-func (h *hungSource) pause([]*partition)  {}
-func (h *hungSource) resume([]*partition) {}
-func (h *hungSource) close()              {}
+func (h *hungSource) pause([]*partition)    {}
+func (h *hungSource) resume([]*partition)   {}
+func (h *hungSource) close(context.Context) {}
 
 // Bug 6: the commit loop committed with no deadline while holding the lock
 // a revoke needs, so a revoke waited behind a commit to a dead coordinator
@@ -55,7 +55,7 @@ func TestRevokeDoesNotWaitBehindAHungCommit(t *testing.T) {
 		msgs[i] = &Message{Topic: "t", Offset: int64(i), size: 1}
 	}
 	c.win.Add(len(msgs), int64(len(msgs)))
-	c.pipe.admit(c.pipe.partition(tp), msgs, -1)
+	c.pipe.admit(c.pipe.partition(tp), msgs, int64(len(msgs)), -1)
 	if !c.pipe.drain(t.Context()) {
 		t.Fatal("the messages were not delivered")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -31,7 +32,7 @@ import (
 // server splits concurrent pulls round-robin, which would interleave keys.
 //
 // Acks. A message is acked (or termed, when the pipeline dead-lettered or
-// dropped it) in onDone, right after the sink delivered it, and its place
+// dropped it) in ack, right after the sink delivered it, and its place
 // in the window is released there, once the ack is sent: the window counts
 // exactly the messages this process holds unacked. The tracker is not used
 // (pipeline.untracked): acks are per message, so a slow message does not
@@ -54,7 +55,9 @@ import (
 // (Unavailable, RetryAfter) always wait in place: they are not the
 // message's fault and must not use up its deliveries.
 type jsSource struct {
-	c    *Consumer
+	log  *slog.Logger
+	cc   *Config // the consumer's
+	in   intake  // set by start
 	cfg  *NATSConfig
 	conn *natsConn
 	tp   topicPartition
@@ -117,22 +120,20 @@ type jsMetrics struct {
 	ackErrors   prometheus.Counter
 }
 
-func newJetStreamSource(c *Consumer) (*jsSource, error) {
-	cfg := &c.cfg.NATS
+func newJetStreamSource(env sourceEnv) (*jsSource, error) {
+	cfg := &env.cfg.NATS
 	s := &jsSource{
-		c:    c,
+		log:  env.log,
+		cc:   env.cfg,
 		cfg:  cfg,
-		conn: newNATSConn(cfg, c.log),
+		conn: newNATSConn(cfg, env.log),
 		tp:   topicPartition{topic: cfg.Stream},
 	}
 	s.held.init()
 	s.nakd = make(map[uint64]nakRecord)
 	s.maxAckPending.Store(int64(cfg.MaxAckPending))
 	s.share = 1
-	c.pipe.untracked = true
-	c.pipe.onDone = s.onDone
-	c.pipe.settle = s.settle
-	s.register(c.reg)
+	s.register(env.reg)
 	return s, nil
 }
 
@@ -175,7 +176,8 @@ func (s *jsSource) register(reg prometheus.Registerer) {
 
 // start connects, creates or binds the consumer, and starts the loops that
 // keep held messages alive and read the consumer's state. close stops them.
-func (s *jsSource) start() error {
+func (s *jsSource) start(_ context.Context, in intake) error {
+	s.in = in
 	if err := s.conn.dial(); err != nil {
 		return err
 	}
@@ -211,19 +213,19 @@ func (s *jsSource) start() error {
 	}
 	mp := int64(info.Config.MaxAckPending)
 	if mp <= 0 {
-		mp = int64(s.c.cfg.MaxRecords) // -1: unlimited; the window bounds it
+		mp = int64(s.cc.MaxRecords) // -1: unlimited; the window bounds it
 	}
 	s.maxAckPending.Store(mp)
 	s.maxPayload = s.conn.nc.MaxPayload()
 	s.origin = time.Now()
-	s.c.assigned([]topicPartition{s.tp})
-	s.part = s.c.pipe.partition(s.tp)
+	s.in.Assigned([]topicPartition{s.tp})
+	s.part = s.in.Partition(s.tp)
 	s.setInfo(info)
-	if mp < int64(s.c.cfg.MaxRecords) {
-		s.c.log.Info("MaxAckPending is below the window: at most that many messages are in flight",
-			"reason", "max_ack_pending", "max_ack_pending", mp, "window_records", s.c.cfg.MaxRecords)
+	if mp < int64(s.cc.MaxRecords) {
+		s.log.Info("MaxAckPending is below the window: at most that many messages are in flight",
+			"reason", "max_ack_pending", "max_ack_pending", mp, "window_records", s.cc.MaxRecords)
 	}
-	s.c.log.Info("jetstream consumer ready", "reason", "started", "stream", s.cfg.Stream,
+	s.log.Info("jetstream consumer ready", "reason", "started", "stream", s.cfg.Stream,
 		"consumer", s.cfg.Consumer, "bound", s.cfg.Bind, "ack_wait", s.ackWait.String(), "max_ack_pending", mp,
 		"num_pending", info.NumPending, "num_ack_pending", info.NumAckPending)
 
@@ -287,7 +289,6 @@ func (s *jsSource) consumer(ctx context.Context, js jetstream.JetStream) (jetstr
 // arrives. It returns nil when ctx ends, and an error when the consumer is
 // gone or the connection closed for good.
 func (s *jsSource) run(ctx context.Context) error {
-	c := s.c
 	failing := false
 	retry := backoff{initial: 100 * time.Millisecond, max: 5 * time.Second}
 	attempt := 0
@@ -297,8 +298,7 @@ func (s *jsSource) run(ctx context.Context) error {
 			return s.conn.closedErr()
 		default:
 		}
-		changed := c.win.Changed()
-		c.evaluateFlow()
+		changed := s.in.Changed()
 		n, maxBytes := s.pullSize()
 		if n == 0 {
 			select {
@@ -308,7 +308,7 @@ func (s *jsSource) run(ctx context.Context) error {
 			}
 			continue
 		}
-		if s.tooBig > 0 && c.win.Records() == 0 {
+		if s.tooBig > 0 && s.in.Empty() {
 			// The next message is larger than the whole budget: an empty
 			// window takes it alone, as it does for Kafka. Were the
 			// server to end that pull empty too, such pulls back off.
@@ -318,7 +318,7 @@ func (s *jsSource) run(ctx context.Context) error {
 			n, maxBytes = 1, 0
 		}
 		err := s.pull(ctx, n, maxBytes)
-		if err == nil && s.tooBig > 0 && c.win.Records() > 0 {
+		if err == nil && s.tooBig > 0 && !s.in.Empty() {
 			// The next message does not fit in what is free: pull again
 			// once the window has given something back (since before
 			// this pull), not at once.
@@ -332,7 +332,7 @@ func (s *jsSource) run(ctx context.Context) error {
 		case err == nil:
 			if failing {
 				failing, attempt = false, 0
-				c.log.Info("jetstream pulls recovered", "reason", "pull_ok")
+				s.log.Info("jetstream pulls recovered", "reason", "pull_ok")
 			}
 			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted):
@@ -347,7 +347,7 @@ func (s *jsSource) run(ctx context.Context) error {
 		}
 		if !failing {
 			failing = true
-			c.log.Warn("jetstream pull failed; retrying", "reason", "pull_error", "error", err)
+			s.log.Warn("jetstream pull failed; retrying", "reason", "pull_error", "error", err)
 		}
 		attempt++
 		if !sleep(ctx, retry.next(attempt)) {
@@ -367,14 +367,14 @@ func (s *jsSource) pullSize() (int, int64) {
 	if s.paused.Load() {
 		return 0, 0
 	}
-	w := s.c.win
-	recs := w.Records()
-	limit := min(w.MaxRecords(), int64(s.cfg.PullMaxRecords), s.maxAckPending.Load())
-	n := min(w.MaxRecords()-recs, int64(s.cfg.PullMaxRecords), s.maxAckPending.Load()-recs)
+	freeRecs, free := s.in.Free()
+	budget := int64(s.cc.MaxRecords)
+	recs := budget - freeRecs
+	limit := min(budget, int64(s.cfg.PullMaxRecords), s.maxAckPending.Load())
+	n := min(freeRecs, int64(s.cfg.PullMaxRecords), s.maxAckPending.Load()-recs)
 	if n <= 0 || (recs > 0 && n < max(1, limit/8)) {
 		return 0, 0
 	}
-	free := w.MaxBytes() - w.Bytes()
 	if free <= 0 {
 		return 0, 0
 	}
@@ -429,7 +429,7 @@ func (s *jsSource) pull(ctx context.Context, n int, maxBytes int64) error {
 // the server. It hands back (Nak) what still arrives, until the pull has
 // been quiet for pullQuiet, and only then ends it (stop).
 func (s *jsSource) read(ctx context.Context, ch <-chan jetstream.Msg, stop context.CancelFunc) int {
-	batchMax := s.c.cfg.BatchMax
+	batchMax := s.cc.BatchMax
 	got := 0
 	for {
 		var jm jetstream.Msg
@@ -511,13 +511,12 @@ type jsHandle struct {
 	msg        jetstream.Msg
 	prev, next *jsHandle // held list; guarded by heldList.mu
 	touched    int64     // when the server last heard of it; guarded by heldList.mu
-	nakd       bool      // handed back with NakWithDelay: onDone does not ack it
+	nakd       bool      // handed back with NakWithDelay: ack skips it
 }
 
 // admit converts messages into the pipeline's, holds them (for InProgress)
 // and admits them. They fit in the window: the pull was sized to.
 func (s *jsSource) admit(buf []jetstream.Msg) {
-	c := s.c
 	n := len(buf)
 	msgs := make([]Message, n)
 	hs := make([]jsHandle, n)
@@ -554,21 +553,30 @@ func (s *jsSource) admit(buf []jetstream.Msg) {
 		ptrs[i] = m
 	}
 	s.held.add(hs, s.now())
-	c.win.SawRecords(n, bytes)
-	c.win.Add(n, bytes)
-	c.met.fetchedBytes.Add(float64(bytes))
+	s.in.Polled(n, bytes)
 	s.received.Add(int64(n))
-	c.pipe.admit(s.part, ptrs, -1)
+	if k := s.in.Admit(s.part, ptrs, bytes, -1); k < n {
+		// Cannot happen: the pull asked for no more than the window had
+		// free, and only this goroutine admits. Were it to, the rest goes
+		// back to the server for redelivery rather than wait here.
+		s.log.Error("jetstream: a pull brought more than the window had room for; handing the rest back",
+			"reason", "over_budget", "handed_back", n-k)
+		rest := make([]jetstream.Msg, 0, n-k)
+		for _, h := range hs[k:] {
+			rest = append(rest, h.msg)
+		}
+		s.held.remove(ptrs[k:])
+		s.handBack(rest, s.met.abandoned)
+	}
 }
 
-// onDone acks (or terms) each message the pipeline is done with, then
-// gives its place in the window back: the window counts a message until
-// its ack is sent. Called by the workers, without the pipeline's lock.
-func (s *jsSource) onDone(batch []*Message) {
-	var bytes int64
+// ack acks (or terms) each message the pipeline is done with; the pipeline
+// then gives its place in the window back: the window counts a message
+// until its ack is sent. Called by the workers, without the pipeline's
+// lock.
+func (s *jsSource) ack(batch []*Message) {
 	var acked, termed, failed int
 	for _, m := range batch {
-		bytes += m.size
 		h := m.ack.(*jsHandle)
 		if h.nakd {
 			continue
@@ -589,12 +597,11 @@ func (s *jsSource) onDone(batch []*Message) {
 		}
 		if err != nil {
 			failed++
-			s.c.log.Debug("jetstream ack failed; the server will redeliver after AckWait",
+			s.log.Debug("jetstream ack failed; the server will redeliver after AckWait",
 				"subject", m.Topic, "stream_seq", m.Offset, "error", err)
 		}
 	}
 	s.held.remove(batch)
-	s.c.win.Release(len(batch), bytes)
 	s.met.acks.Add(float64(acked))
 	if termed > 0 {
 		s.met.terms.Add(float64(termed))
@@ -608,7 +615,7 @@ func (s *jsSource) onDone(batch []*Message) {
 // ordering allows it (see jsSource): the worker is free at once and the
 // server redelivers after the backoff. It reports whether it did.
 func (s *jsSource) settle(m *Message, d decision) bool {
-	if !d.charged || s.c.cfg.Ordering != OrderNone {
+	if !d.charged || s.cc.Ordering != OrderNone {
 		return false
 	}
 	h := m.ack.(*jsHandle)
@@ -621,7 +628,7 @@ func (s *jsSource) settle(m *Message, d decision) bool {
 	s.nakd[uint64(m.Offset)] = nakRecord{charged: m.charged, at: s.now()}
 	s.nakMu.Unlock()
 	s.met.naks.Inc()
-	s.c.log.Debug("delivery failed; handed back to the server for a later retry",
+	s.log.Debug("delivery failed; handed back to the server for a later retry",
 		"subject", m.Topic, "stream_seq", m.Offset, "attempt", m.Attempt, "retry_in", d.delay)
 	return true
 }
@@ -645,7 +652,7 @@ func (s *jsSource) nakCharged(seq uint64) int {
 // redelivered here within the longest retry delay plus two AckWaits
 // (another replica took them, or they were acked elsewhere).
 func (s *jsSource) forgetNaks(now int64) {
-	cutoff := now - int64(s.c.cfg.RetryMaxBackoff+2*s.ackWait+time.Minute)
+	cutoff := now - int64(s.cc.RetryMaxBackoff+2*s.ackWait+time.Minute)
 	s.nakMu.Lock()
 	defer s.nakMu.Unlock()
 	for seq, r := range s.nakd {
@@ -703,7 +710,7 @@ func (s *jsSource) readInfo(ctx context.Context) {
 		info, err := s.cons.Info(ictx)
 		cancel()
 		if err != nil {
-			s.c.log.Debug("jetstream consumer info failed", "error", err)
+			s.log.Debug("jetstream consumer info failed", "error", err)
 			continue
 		}
 		s.setInfo(info)
@@ -736,23 +743,16 @@ func (s *jsSource) setInfo(info *jetstream.ConsumerInfo) {
 	case s.infoRead && delivered > s.lastDelivered:
 		s.share = min(1, float64(mine-s.lastReceived)/float64(delivered-s.lastDelivered))
 	case info.NumAckPending > 0:
-		s.share = min(1, float64(s.c.win.Records())/float64(info.NumAckPending))
+		freeRecs, _ := s.in.Free()
+		s.share = min(1, float64(int64(s.cc.MaxRecords)-freeRecs)/float64(info.NumAckPending))
 	}
 	s.infoRead, s.lastDelivered, s.lastReceived = true, info.Delivered.Consumer, mine
 	lag := float64(info.NumPending) + float64(info.NumAckPending)
 	s.lagShare.Store(int64(lag*s.share + 0.5))
-	p := s.c.pipe
-	p.mu.Lock()
-	if s.part != nil && !s.part.gone {
+	if s.part != nil {
 		next := int64(info.AckFloor.Stream) + 1
-		s.part.committed, s.part.doneOffset = next, next
-		s.part.hwm = next + s.lagShare.Load()
+		s.in.Position(s.part, next, next+s.lagShare.Load())
 	}
-	p.mu.Unlock()
-}
-
-func (s *jsSource) commit(context.Context, []commitPoint) ([]commitPoint, error) {
-	return nil, nil // untracked: acks are sent per message, in onDone
 }
 
 // pause and resume apply to the one partition: the run loop sends no pull
@@ -764,11 +764,11 @@ func (s *jsSource) resume([]*partition) { s.paused.Store(false) }
 // the server (they were not delivered: the shutdown gave up on them) so
 // that they are redelivered now rather than after AckWait, and drains the
 // connection, which sends the acks still buffered.
-func (s *jsSource) close() {
+func (s *jsSource) close(ctx context.Context) {
 	s.stopLoops()
 	s.loops.Wait()
 	s.handBack(s.held.takeAll(), s.met.abandoned)
-	s.conn.drain(s.c.drainBudget(s.cfg.DrainTimeout))
+	s.conn.drain(drainBudget(ctx, s.cfg.DrainTimeout))
 }
 
 // handBack naks messages without delay and counts them in kind.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -208,23 +209,25 @@ func (k *KafkaConfig) validate() []error {
 // be admitted after it. Admission never blocks (the fetcher only polls when
 // the window has room), so the rebalance is held for microseconds.
 type kafkaSource struct {
-	c    *Consumer
+	log  *slog.Logger
 	opts []kgo.Opt
+	live *liveness
+	in   intake      // set by start
 	cl   *kgo.Client // created by start
 	// waiting holds polled records the window had no room for yet. Owned by
 	// the run goroutine; at most one poll's worth.
 	waiting []fetched
 }
 
-func newKafkaSource(c *Consumer) (*kafkaSource, error) {
-	kc := &c.cfg.Kafka
-	k := &kafkaSource{c: c}
+func newKafkaSource(env sourceEnv) (*kafkaSource, error) {
+	cfg := env.cfg
+	kc := &cfg.Kafka
+	k := &kafkaSource{log: env.log, live: newLiveness(kc.SessionTimeout, env.log)}
 	// Keep up to a window's worth of message blocks and record memory for
 	// reuse (blocks.go, recordpool.go).
-	blocks.keepUpTo(int64(c.cfg.MaxRecords))
-	recordSlices.keepUpTo(2 * int64(c.cfg.MaxRecords))
-	decompBufs.keepUpTo(c.cfg.MaxBytes)
-	c.pipe.live = newLiveness(kc.SessionTimeout, c.log)
+	blocks.keepUpTo(int64(cfg.MaxRecords))
+	recordSlices.keepUpTo(2 * int64(cfg.MaxRecords))
+	decompBufs.keepUpTo(cfg.MaxBytes)
 	start := kgo.NewOffset().AtStart()
 	if kc.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
@@ -239,22 +242,22 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(kc.SessionTimeout),
 		kgo.HeartbeatInterval(heartbeatInterval),
-		kgo.RebalanceTimeout(c.cfg.GroupRebalanceTimeout()),
+		kgo.RebalanceTimeout(cfg.GroupRebalanceTimeout()),
 		kgo.FetchMaxWait(kc.FetchMaxWait),
 		kgo.FetchMaxBytes(int32(kc.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(min(kc.FetchMaxBytes, 1<<20))),
 		kgo.MaxConcurrentFetches(kc.MaxConcurrentFetches),
-		kgo.WithHooks(c.pipe.live),
+		kgo.WithHooks(k.live),
 		kgo.WithPools(recordPool{}),
-		kgo.WithLogger(kafkaLogger(c.log)),
+		kgo.WithLogger(kafkaLogger(env.log)),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			c.assigned(flatten(m))
+			k.in.Assigned(flatten(m))
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			c.revoked(flatten(m), false)
+			k.in.Revoked(flatten(m))
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			c.revoked(flatten(m), true)
+			k.in.Lost(flatten(m))
 		}),
 	}
 	opts = append(opts, kc.opts()...)
@@ -262,8 +265,12 @@ func newKafkaSource(c *Consumer) (*kafkaSource, error) {
 	return k, nil
 }
 
+// fence: a worker waits while the group session may be lost (liveness.go).
+func (k *kafkaSource) fence() *liveness { return k.live }
+
 // start creates the client, which starts joining the group.
-func (k *kafkaSource) start() error {
+func (k *kafkaSource) start(_ context.Context, in intake) error {
+	k.in = in
 	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -279,15 +286,10 @@ func (k *kafkaSource) start() error {
 // is full it waits for a release instead of polling, so a fully paused
 // consumer does not spin.
 func (k *kafkaSource) run(ctx context.Context) error {
-	c := k.c
 	for ctx.Err() == nil {
-		changed := c.win.Changed()
-		k.waiting = c.pipe.admitFitting(k.waiting)
-		c.evaluateFlow()
-		if c.win.AboveHigh() {
-			c.pipe.kick()
-		}
-		room := c.win.Room()
+		changed := k.in.Changed()
+		k.admitWaiting()
+		room := k.in.Room()
 		if room == 0 || len(k.waiting) > 0 {
 			select {
 			case <-changed:
@@ -300,22 +302,41 @@ func (k *kafkaSource) run(ctx context.Context) error {
 			return nil
 		}
 		k.take(fs)
-		k.waiting = c.pipe.admitFitting(k.waiting)
+		k.admitWaiting()
 		k.cl.AllowRebalance()
 	}
 	return nil
 }
 
+// admitWaiting admits, in order, as much of the waiting batches as the
+// window has room for. Only this goroutine adds to the window, so what fits
+// now still fits when added.
+func (k *kafkaSource) admitWaiting() {
+	for len(k.waiting) > 0 {
+		b := &k.waiting[0]
+		n := k.in.Admit(b.part, b.msgs, b.bytes, b.hwm)
+		if n == 0 {
+			return
+		}
+		if b.msgs = b.msgs[n:]; len(b.msgs) > 0 {
+			b.bytes = -1
+			return
+		}
+		k.waiting[0] = fetched{}
+		k.waiting = k.waiting[1:]
+	}
+	k.waiting = nil
+}
+
 // take converts a poll's records into messages, queued for admission: at
 // most blockMax to a batch, each in a pooled block (blocks.go).
 func (k *kafkaSource) take(fs kgo.Fetches) {
-	c := k.c
 	var polled int
 	var polledBytes int64
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if fp.Err != nil {
 			if !errors.Is(fp.Err, context.Canceled) {
-				c.log.Warn("fetch error", "topic", fp.Topic, "partition", fp.Partition, "error", fp.Err)
+				k.log.Warn("fetch error", "topic", fp.Topic, "partition", fp.Partition, "error", fp.Err)
 			}
 			return
 		}
@@ -323,15 +344,14 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 		if n == 0 {
 			return
 		}
-		part := c.pipe.partition(topicPartition{fp.Topic, fp.Partition})
+		part := k.in.Partition(topicPartition{fp.Topic, fp.Partition})
 		if part == nil {
 			return // not assigned (any more): its owner will fetch it
 		}
-		var bytes int64
 		for off := 0; off < n; off += blockMax {
 			recs := fp.Records[off:min(n, off+blockMax)]
 			ptrs := newMessages(len(recs))
-			var chunk int64
+			var bytes int64
 			for i, r := range recs {
 				// The whole Message is written: a reused one still
 				// holds its last record's fields.
@@ -348,16 +368,14 @@ func (k *kafkaSource) take(fs kgo.Fetches) {
 						m.size += int64(len(h.Key) + len(h.Value))
 					}
 				}
-				chunk += m.size
+				bytes += m.size
 			}
-			bytes += chunk
-			k.waiting = append(k.waiting, fetched{part: part, msgs: ptrs, hwm: fp.HighWatermark})
+			polledBytes += bytes
+			k.waiting = append(k.waiting, fetched{part: part, msgs: ptrs, bytes: bytes, hwm: fp.HighWatermark})
 		}
 		polled += n
-		polledBytes += bytes
-		c.met.fetchedBytes.Add(float64(bytes))
 	})
-	c.win.SawRecords(polled, polledBytes)
+	k.in.Polled(polled, polledBytes)
 }
 
 func (k *kafkaSource) commit(ctx context.Context, cps []commitPoint) ([]commitPoint, error) {
@@ -429,28 +447,26 @@ func (k *kafkaSource) pause(parts []*partition) { k.cl.PauseFetchPartitions(toMa
 func (k *kafkaSource) resume(parts []*partition) { k.cl.ResumeFetchPartitions(toMap(parts)) }
 
 // close leaves the group and closes the client, within the shutdown
-// deadline. Leaving waits for a rebalance in progress, which a broker can
-// hold until a dead member's session expires, and franz-go's Close waits
-// for the leave. Past the deadline close gives up and returns: the service
-// then exits, the partitions wait for this member's session to expire, and
-// nothing uncommitted is lost (the final commit came before).
-func (k *kafkaSource) close() {
-	defer k.c.pipe.live.timer.Stop()
+// deadline (ctx's). Leaving waits for a rebalance in progress, which a
+// broker can hold until a dead member's session expires, and franz-go's
+// Close waits for the leave. Past the deadline close gives up and returns:
+// the service then exits, the partitions wait for this member's session to
+// expire, and nothing uncommitted is lost (the final commit came before).
+func (k *kafkaSource) close(ctx context.Context) {
+	defer k.live.timer.Stop()
 	k.cl.AllowRebalance()
-	closeClient(k.c, k.cl, func(ctx context.Context) {
+	closeClient(ctx, k.log, k.cl, func(ctx context.Context) {
 		if err := k.cl.LeaveGroupContext(ctx); err != nil {
-			k.c.log.Warn("leaving the group did not finish before the shutdown deadline",
+			k.log.Warn("leaving the group did not finish before the shutdown deadline",
 				"reason", "shutdown_timeout", "error", err)
 		}
 	})
 }
 
-// closeClient runs leave, then closes cl, within c's shutdown deadline
-// (closeBy). Past it, it gives the client closeGrace more to wind down,
-// then returns without it: the service exits all the same.
-func closeClient(c *Consumer, cl *kgo.Client, leave func(ctx context.Context)) {
-	ctx, cancel := context.WithDeadline(context.Background(), c.closeBy)
-	defer cancel()
+// closeClient runs leave, then closes cl, by ctx's deadline. Past it, it
+// gives the client closeGrace more to wind down, then returns without it:
+// the service exits all the same.
+func closeClient(ctx context.Context, log *slog.Logger, cl *kgo.Client, leave func(ctx context.Context)) {
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
@@ -463,7 +479,7 @@ func closeClient(c *Consumer, cl *kgo.Client, leave func(ctx context.Context)) {
 		select {
 		case <-closed:
 		case <-time.After(closeGrace):
-			c.log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
+			log.Warn("the Kafka client did not close before the shutdown deadline; exiting without it",
 				"reason", "shutdown_timeout")
 		}
 	}

@@ -50,7 +50,7 @@ type Message struct {
 	// other sources.
 	rec *kgo.Record
 	// gaveUp is why the pipeline gave the message up (dead-lettered or
-	// dropped); "" when the sink delivered it. onDone sees it.
+	// dropped); "" when the sink delivered it. The source's ack sees it.
 	gaveUp string
 	// dropped: given up without reaching a dead-letter destination (the
 	// drop policy), as opposed to dead-lettered.

@@ -29,30 +29,21 @@ type pipeline struct {
 	// the dead-letter destination and its counters (see deadletter.go).
 	fail failurePolicy
 	dl   *deadLetters
-	// settle, when set, lets a source that can redeliver by itself take a
-	// failed message over instead of the worker retrying it in place. It is
-	// called (without the lock) for each retry and block decision, before
-	// the worker waits d.delay. Returning true settles the message: the
-	// pipeline counts it done (the tracker moves past it) and does not
-	// retry it. A JetStream source does NakWithDelay(d.delay) there, marks
-	// its ack handle so that onDone does not ack it, and returns true: the
-	// server redelivers it later as a new message, and the worker is free
-	// at once. Dead-letter and drop decisions are carried out by the
-	// pipeline either way; onDone then acks the message (Term would do too).
-	// Returning false keeps the in-process retry.
-	settle func(m *Message, d decision) bool
-
-	// onDone, when set, is called (without the lock) with each batch the
-	// sink delivered. The JetStream source acks there.
-	onDone func([]*Message)
-	// untracked keeps admitted messages out of the tracker: the source
-	// settles each message with the broker itself in onDone (a JetStream
-	// ack; nothing for core NATS) and gives its window share back there,
-	// so there are no commit points. The NATS sources set it.
+	// The source's hooks (intake.go), set by attach. untracked: the
+	// source is no committer, so admitted messages stay out of the
+	// tracker (no commit points), and a message's place in the window is
+	// given back as soon as the pipeline is done with it, after acker (if
+	// any) has settled it with the broker.
 	untracked bool
+	acker     acker
+	settler   settler
+	// released is called after an untracked message's place in the window
+	// was given back (the consumer applies the pause policy there, to
+	// resume).
+	released func()
 	// live, when set, fences deliveries while the member may have lost
 	// its group session (see liveness): a worker waits for it before
-	// every sink call. The Kafka source sets it.
+	// every sink call. A fenced source (Kafka) sets it.
 	live *liveness
 	// kickCommit is signalled when enough is done to be worth a commit.
 	kickCommit chan struct{}
@@ -107,6 +98,7 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 		pauseDelay: cfg.PauseDelay,
 		parts:      make(map[topicPartition]*partition),
 		leavers:    make(map[topicPartition]*partition),
+		released:   func() {},
 	}
 	p.batch, _ = sink.(BatchSink)
 	p.work.L = &p.mu
@@ -119,47 +111,31 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 // for room in the window. part is the partition's state when it was
 // fetched: if the partition is revoked (and maybe re-assigned) meanwhile,
 // part is gone and the batch is dropped, never mixed into the new state.
+// bytes is the sum of the messages' sizes, or -1 once part of the batch
+// was admitted.
 type fetched struct {
-	part *partition
-	msgs []*Message
-	hwm  int64
-}
-
-// admitFitting admits, in order, as much of the waiting batches as the
-// window has room for, and returns what is left. Only the fetching
-// goroutine adds to the window, so what fits now still fits when added.
-func (p *pipeline) admitFitting(waiting []fetched) []fetched {
-	for len(waiting) > 0 {
-		b := &waiting[0]
-		n, bytes := p.win.fit(b.msgs)
-		if n == 0 {
-			break
-		}
-		p.win.Add(n, bytes)
-		p.admit(b.part, b.msgs[:n], b.hwm)
-		b.msgs = b.msgs[n:]
-		if len(b.msgs) == 0 {
-			waiting[0] = fetched{}
-			waiting = waiting[1:]
-		}
-	}
-	if len(waiting) == 0 {
-		return nil
-	}
-	return waiting
+	part  *partition
+	msgs  []*Message
+	bytes int64
+	hwm   int64
 }
 
 // admit hands a partition's newly fetched messages, in offset order, to the
-// tracker and the lanes. The caller has already added them to the window.
-// Messages for a partition that is no longer assigned are released again
-// and dropped: the broker will hand them to whoever owns the partition.
-func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
+// tracker and the lanes. The caller (intake's Admit) has already added them
+// to the window: bytes is their size. Messages for a partition that is no
+// longer assigned are released again and dropped: the broker will hand
+// them to whoever owns the partition.
+//
+// The tracker takes a segment per run of messages that one lane delivers
+// in order (see tracker.go): with no ordering, the messages are cut into
+// chunks, one lane and one segment each, as many as the workers can take
+// at once (up to BatchMax each); with partition ordering, they join the
+// partition's lane as one segment; with key ordering, each message is a
+// segment of its own, in its key's lane (a message with no key goes to a
+// chunk lane). So the cost per message is a pointer copy and two stores.
+func (p *pipeline) admit(part *partition, msgs []*Message, bytes, hwm int64) {
 	p.mu.Lock()
 	if part.gone || part.revoking {
-		var bytes int64
-		for _, m := range msgs {
-			bytes += m.size
-		}
 		releaseMessages(msgs)
 		p.mu.Unlock()
 		p.win.Release(len(msgs), bytes)
@@ -168,22 +144,73 @@ func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 	if hwm >= 0 {
 		part.hwm = hwm
 	}
+	tracked := !p.untracked
+	if !tracked {
+		for _, m := range msgs {
+			part.fetched = max(part.fetched, m.Offset+1)
+		}
+	}
+	switch p.ordering {
+	case OrderPartition:
+		if tracked {
+			seq := part.track(msgs[0].Offset, msgs[len(msgs)-1].Offset+1, len(msgs), bytes)
+			for _, m := range msgs {
+				m.seq = seq
+			}
+		}
+		if part.lane == nil {
+			part.lane = &lane{part: part}
+		}
+		l := part.lane
+		l.q = append(l.q, msgs...)
+		if !l.active && !l.ready {
+			p.pushReady(l)
+		}
+	case OrderKey:
+		p.admitKeyed(part, msgs, tracked)
+	default:
+		p.admitChunks(part, msgs, tracked)
+	}
+	part.queued += len(msgs)
+	p.queued += len(msgs)
+	p.mu.Unlock()
+	p.arrived.Add(uint64(len(msgs)))
+}
+
+// admitChunks queues msgs in chunk lanes of their own: as many as there
+// are workers, of at most BatchMax messages each. When tracked, each chunk
+// is a segment. Called with the lock held.
+func (p *pipeline) admitChunks(part *partition, msgs []*Message, tracked bool) {
+	per := min(p.batchMax, max(1, (len(msgs)+p.target-1)/max(1, p.target)))
+	for i := 0; i < len(msgs); i += per {
+		chunk := msgs[i:min(i+per, len(msgs))]
+		if tracked {
+			var bytes int64
+			for _, m := range chunk {
+				bytes += m.size
+			}
+			seq := part.track(chunk[0].Offset, chunk[len(chunk)-1].Offset+1, len(chunk), bytes)
+			for _, m := range chunk {
+				m.seq = seq
+			}
+		}
+		l := p.newLane(part)
+		l.q = append(l.q, chunk...)
+		p.pushReady(l)
+	}
+}
+
+// admitKeyed queues each message in its key's lane, a segment of its own;
+// messages with no key go to chunk lanes of up to BatchMax. Called with the
+// lock held.
+func (p *pipeline) admitKeyed(part *partition, msgs []*Message, tracked bool) {
 	var chunk *lane
 	for _, m := range msgs {
-		m.part = part
-		if p.untracked {
-			part.fetched = max(part.fetched, m.Offset+1)
-		} else {
-			m.seq = part.track(m.Offset, m.size, m.epoch)
+		if tracked {
+			m.seq = part.track(m.Offset, m.Offset+1, 1, m.size)
 		}
 		var l *lane
-		switch {
-		case p.ordering == OrderPartition:
-			if part.lane == nil {
-				part.lane = &lane{part: part}
-			}
-			l = part.lane
-		case p.ordering == OrderKey && len(m.Key) > 0:
+		if len(m.Key) > 0 {
 			l = part.keys[string(m.Key)]
 			if l == nil {
 				if part.keys == nil {
@@ -193,7 +220,7 @@ func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 				l.key, l.keyed = string(m.Key), true
 				part.keys[l.key] = l
 			}
-		default: // no ordering, or a record without a key
+		} else {
 			if chunk == nil || chunk.pending() >= p.batchMax {
 				chunk = p.newLane(part)
 			}
@@ -204,10 +231,6 @@ func (p *pipeline) admit(part *partition, msgs []*Message, hwm int64) {
 			p.pushReady(l)
 		}
 	}
-	part.queued += len(msgs)
-	p.queued += len(msgs)
-	p.mu.Unlock()
-	p.arrived.Add(uint64(len(msgs)))
 }
 
 // finish marks the delivered prefix of a batch done and puts the lane back
@@ -220,8 +243,18 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 		p.unpark(part)
 	}
 	if !part.gone && !p.untracked {
-		for _, m := range batch[:delivered] {
-			p.relRecs += int64(part.markDone(m.seq))
+		// The batch is one or more runs of a segment's messages, in
+		// order: one markDone a run.
+		done := batch[:delivered]
+		for i := 0; i < len(done); {
+			seq, j := done[i].seq, i
+			var bytes int64
+			for ; j < len(done) && done[j].seq == seq; j++ {
+				bytes += done[j].size
+			}
+			last := done[j-1]
+			p.relRecs += int64(part.markDone(seq, j-i, bytes, last.Offset+1, last.epoch))
+			i = j
 		}
 	}
 	releaseMessages(batch)

@@ -65,7 +65,7 @@ func benchPipeline(b *testing.B, ord Ordering, keys int, fenced bool) {
 	done := 0
 	for done < b.N {
 		for win.Room() == 0 || len(waiting) > 0 {
-			waiting = p.admitFitting(waiting)
+			waiting = admitFitting(p, waiting)
 			if cps := p.commitPoints(nil); len(cps) > 0 {
 				p.committed(cps)
 			} else {
@@ -89,13 +89,13 @@ func benchPipeline(b *testing.B, ord Ordering, keys int, fenced bool) {
 			waiting = append(waiting, fetched{part: p.partition(tps[part]), msgs: ptrs, hwm: -1})
 		}
 		win.SawRecords(1, 110)
-		waiting = p.admitFitting(waiting)
+		waiting = admitFitting(p, waiting)
 		done += batch
 	}
 	for p.completed.Load() < uint64(done) {
 		// The last batch may not all have fitted: admit the rest as
 		// room comes back (without this the loop could spin forever).
-		waiting = p.admitFitting(waiting)
+		waiting = admitFitting(p, waiting)
 		if cps := p.commitPoints(nil); len(cps) > 0 {
 			p.committed(cps)
 		} else {
@@ -103,4 +103,23 @@ func benchPipeline(b *testing.B, ord Ordering, keys int, fenced bool) {
 		}
 	}
 	b.StopTimer()
+}
+
+// admitFitting admits, in order, as much of the waiting batches as the
+// window has room for, as a source does through intake's Admit, and
+// returns what is left.
+func admitFitting(p *pipeline, waiting []fetched) []fetched {
+	for len(waiting) > 0 {
+		b := &waiting[0]
+		n, bytes := p.win.fit(b.msgs)
+		if n == 0 {
+			break
+		}
+		p.win.Add(n, bytes)
+		p.admit(b.part, b.msgs[:n], bytes, b.hwm)
+		if b.msgs = b.msgs[n:]; len(b.msgs) == 0 {
+			waiting = waiting[1:]
+		}
+	}
+	return waiting
 }

@@ -57,6 +57,7 @@ func (p *pipeline) worker() {
 		l.active = true
 		held = l
 		n := len(batch)
+		l.part.takenEnd = max(l.part.takenEnd, batch[n-1].Offset+1)
 		l.part.queued -= n
 		l.part.inflight += n
 		p.queued -= n
@@ -64,14 +65,28 @@ func (p *pipeline) worker() {
 		p.mu.Unlock()
 
 		delivered = p.deliver(l.part, batch)
-		if delivered > 0 && p.onDone != nil {
-			p.onDone(batch[:delivered])
+		if delivered > 0 && p.untracked {
+			p.settled(batch[:delivered])
 		}
 		// Nothing reads the batch's keys and values after this: their
 		// records go back to the client's pool outside the lock.
 		recycle(batch)
 		p.mu.Lock()
 	}
+}
+
+// settled hands an untracked source's done messages to its acker, if any,
+// then gives their places in the window back. Called without the lock.
+func (p *pipeline) settled(done []*Message) {
+	if p.acker != nil {
+		p.acker.ack(done)
+	}
+	var bytes int64
+	for _, m := range done {
+		bytes += m.size
+	}
+	p.win.Release(len(done), bytes)
+	p.released()
 }
 
 // BatchSink is an optional Sink capability: DeliverBatch stores several

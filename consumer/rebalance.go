@@ -72,25 +72,12 @@ func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
 
 // frontier is the offset after the last message of part that is done or
 // inside a worker: what the revoke still delivers is below it. Called with
-// the lock held; it walks the tracker and the partition's queued messages
-// once (a revoke is rare).
+// the lock held.
 func (p *pipeline) frontier(part *partition) int64 {
 	if p.untracked {
 		return math.MinInt64 // no tracker: acks are per message, nothing to fill
 	}
-	queued := make(map[int64]struct{}, part.queued)
-	p.eachLane(part, func(l *lane) {
-		for _, m := range l.q[l.head:] {
-			queued[m.Offset] = struct{}{}
-		}
-	})
-	f := int64(math.MinInt64)
-	for _, e := range part.entries[part.head:] {
-		if _, q := queued[e.offset]; !q || e.done {
-			f = max(f, e.offset+1)
-		}
-	}
-	return f
+	return part.takenEnd
 }
 
 // abandon stops dispatching the partitions and cancels their context: the
@@ -130,7 +117,7 @@ func (p *pipeline) remove(parts []*partition) {
 		recs += part.heldRecords
 		bytes += part.heldBytes
 		part.heldRecords, part.heldBytes = 0, 0
-		part.entries = nil
+		part.segs = nil
 		if p.parts[part.topicPartition] == part {
 			delete(p.parts, part.topicPartition)
 		}

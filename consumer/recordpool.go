@@ -21,7 +21,7 @@ const maxClass = 31
 //
 // A Kafka message's Key, Value and header values point into that memory,
 // so a record is recycled only when its message can no longer be read:
-// by the worker once the sink and onDone have returned (a sink may not keep
+// by the worker once the sink and the source's ack have returned (a sink may not keep
 // them, see Message), or, for a message dropped without being delivered,
 // where the pipeline releases it (releaseMessages). A message that never
 // gets there (left in a lane when the pipeline stops, or fetched for a

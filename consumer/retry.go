@@ -192,7 +192,7 @@ type failureState struct {
 // rules live; the pipeline consults it and carries the decision out.
 //
 // decide is pure (the time is passed in), so it is tested as a table and a
-// source that can redeliver by itself can reuse it: see pipeline.settle.
+// source that can redeliver by itself can reuse it: see settler.
 type failurePolicy struct {
 	maxAttempts int
 	maxElapsed  time.Duration
@@ -310,7 +310,7 @@ func (p *pipeline) retry(ctx context.Context, m *Message, err error) bool {
 					"offset", m.Offset, "attempts", m.Attempt, errAttr(err))
 			}
 		}
-		if p.settle != nil && p.settle(m, d) {
+		if p.settler != nil && p.settler.settle(m, d) {
 			return true
 		}
 		p.log.Debug("delivery failed, retrying", "topic", m.Topic, "partition", m.Partition,

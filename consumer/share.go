@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,7 @@ import (
 // duration has passed since they were acquired or last renewed, so a full
 // window or a slow sink does not turn into redeliveries.
 //
-// Acknowledgement. onDone accepts a delivered record, and a dead-lettered
+// Acknowledgement. ack accepts a delivered record, and a dead-lettered
 // one; it rejects one dropped under the drop policy. A failed delivery is
 // retried in place with the failure policy's backoff (its lock renewed
 // meanwhile): a release would be delivered again at once, without backoff,
@@ -62,7 +63,8 @@ import (
 // reports lag/members, so the pod signal summed over pods is the group's
 // lag, with no cap at the partition count.
 type shareSource struct {
-	c    *Consumer
+	log  *slog.Logger
+	in   intake // set by start
 	kc   *KafkaConfig
 	opts []kgo.Opt
 	cl   *kgo.Client // set by start
@@ -114,11 +116,11 @@ const sharePollRecords = 500
 // lagInterval is how often a share-group member reads the group's lag.
 const lagInterval = 5 * time.Second
 
-func newShareSource(c *Consumer) (*shareSource, error) {
-	kc := &c.cfg.Kafka
-	s := &shareSource{c: c, kc: kc, tp: topicPartition{topic: kc.Group}, wake: make(chan struct{}, 1)}
-	maxRecords := int32(min(c.cfg.MaxRecords, sharePollRecords))
-	maxBytes := int32(min(c.cfg.MaxBytes, 1<<30))
+func newShareSource(env sourceEnv) (*shareSource, error) {
+	kc := &env.cfg.Kafka
+	s := &shareSource{log: env.log, kc: kc, tp: topicPartition{topic: kc.Group}, wake: make(chan struct{}, 1)}
+	maxRecords := int32(min(env.cfg.MaxRecords, sharePollRecords))
+	maxBytes := int32(min(env.cfg.MaxBytes, 1<<30))
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(kc.Brokers...),
 		kgo.ClientID(kc.ClientID),
@@ -128,7 +130,7 @@ func newShareSource(c *Consumer) (*shareSource, error) {
 		kgo.FetchMaxWait(kc.FetchMaxWait),
 		kgo.FetchMaxBytes(maxBytes),
 		kgo.FetchMaxPartitionBytes(maxBytes),
-		kgo.WithLogger(kafkaLogger(c.log)),
+		kgo.WithLogger(kafkaLogger(env.log)),
 		kgo.ShareAckCallback(s.acked),
 	}
 	if kc.TopicsRegex != "" {
@@ -146,9 +148,7 @@ func newShareSource(c *Consumer) (*shareSource, error) {
 		s.pollRecords = -1 // all the fetch brought: nothing stays acquired in the client
 	}
 	s.opts = append(opts, kc.Opts...)
-	c.pipe.untracked = true
-	c.pipe.onDone = s.onDone
-	s.register(c.reg)
+	s.register(env.reg)
 	return s, nil
 }
 
@@ -190,25 +190,26 @@ func (s *shareSource) register(reg prometheus.Registerer) {
 
 // start creates the client, prepares the group's configuration and starts
 // the loops that renew locks and read the lag.
-func (s *shareSource) start() error {
+func (s *shareSource) start(ctx context.Context, in intake) error {
+	s.in = in
 	cl, err := kgo.NewClient(s.opts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	s.cl, s.adm = cl, kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := s.configureGroup(ctx); err != nil {
 		cl.Close()
 		return err
 	}
-	s.c.assigned([]topicPartition{s.tp})
-	s.part = s.c.pipe.partition(s.tp)
+	in.Assigned([]topicPartition{s.tp})
+	s.part = in.Partition(s.tp)
 	lctx, stop := context.WithCancel(context.Background())
 	s.stopLoops = stop
 	s.loops.Go(func() { s.keepAlive(lctx) })
 	s.loops.Go(func() { s.readLag(lctx) })
-	s.c.log.Info("kafka share group member started", "reason", "started", "group", s.kc.Group,
+	s.log.Info("kafka share group member started", "reason", "started", "group", s.kc.Group,
 		"topics", s.kc.Topics, "topics_regex", s.kc.TopicsRegex, "ordering", "none (share groups keep no order)")
 	return nil
 }
@@ -238,7 +239,7 @@ func (s *shareSource) configureGroup(ctx context.Context) error {
 		case !ok:
 			set = append(set, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kadm.StringPtr(v)})
 		case cur != v:
-			s.c.log.Warn("the share group's own setting differs from Sluice's and is kept",
+			s.log.Warn("the share group's own setting differs from Sluice's and is kept",
 				"reason", "group_config", "group", s.kc.Group, "config", k, "group_value", cur, "sluice_value", v)
 		}
 	}
@@ -271,7 +272,7 @@ func (s *shareSource) configureGroup(ctx context.Context) error {
 	for {
 		have, err = s.groupConfig(ctx)
 		if err == nil && have[shareAutoOffsetReset] == want[shareAutoOffsetReset] && have[shareIsolationLevel] == want[shareIsolationLevel] {
-			s.c.log.Info("share group configured", "reason", "group_config", "group", s.kc.Group,
+			s.log.Info("share group configured", "reason", "group_config", "group", s.kc.Group,
 				shareAutoOffsetReset, want[shareAutoOffsetReset], shareIsolationLevel, want[shareIsolationLevel])
 			return nil
 		}
@@ -312,11 +313,9 @@ func (s *shareSource) groupConfig(ctx context.Context) (map[string]string, error
 // run polls whenever the window is empty and not paused, and admits what
 // the poll brings.
 func (s *shareSource) run(ctx context.Context) error {
-	c := s.c
 	for ctx.Err() == nil {
-		changed := c.win.Changed()
+		changed := s.in.Changed()
 		s.admitWaiting()
-		c.evaluateFlow()
 		if s.paused.Load() || s.unsettled.Load() > 0 {
 			select {
 			case <-changed:
@@ -330,7 +329,7 @@ func (s *shareSource) run(ctx context.Context) error {
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
-				c.log.Warn("share fetch error", "topic", t, "partition", p, "error", err)
+				s.log.Warn("share fetch error", "topic", t, "partition", p, "error", err)
 			}
 		})
 		s.take(fs)
@@ -343,7 +342,6 @@ func (s *shareSource) run(ctx context.Context) error {
 // Records that arrive as a shutdown begins are taken all the same: the
 // drain delivers what was admitted, and the leave releases the rest.
 func (s *shareSource) take(fs kgo.Fetches) {
-	c := s.c
 	n := fs.NumRecords()
 	if n == 0 {
 		return
@@ -400,8 +398,7 @@ func (s *shareSource) take(fs kgo.Fetches) {
 	s.met.polls.Inc()
 	s.met.pollRecords.Observe(float64(n))
 	s.met.redelivered.Add(float64(redelivered))
-	c.win.SawRecords(n, bytes)
-	c.met.fetchedBytes.Add(float64(bytes))
+	s.in.Polled(n, bytes)
 	s.unsettled.Store(int64(n))
 	s.waiting = ptrs
 }
@@ -411,38 +408,25 @@ func (s *shareSource) take(fs kgo.Fetches) {
 // byte limit as a hint (kfake ignores it) and, in batch_optimized mode,
 // its record limit too, so a poll may bring more than the window has room
 // for. The rest waits here, its locks renewed with the others', until
-// deliveries free room. Without order the pipeline queues a call's
-// records in lanes of up to BatchMax, one worker each; a poll is small,
-// so it is split into one part per worker.
+// deliveries free room. (The pipeline splits what is admitted over the
+// workers: a poll is small.)
 func (s *shareSource) admitWaiting() {
 	if len(s.waiting) == 0 {
 		return
 	}
-	c := s.c
-	n, bytes := c.win.fit(s.waiting)
-	if n == 0 {
-		return
-	}
-	in := s.waiting[:n]
-	s.waiting = s.waiting[n:]
-	if len(s.waiting) == 0 {
+	n := s.in.Admit(s.part, s.waiting, -1, -1)
+	if s.waiting = s.waiting[n:]; len(s.waiting) == 0 {
 		s.waiting = nil
-	}
-	c.win.Add(n, bytes)
-	per := (n + c.pipe.size() - 1) / c.pipe.size()
-	for i := 0; i < n; i += per {
-		c.pipe.admit(s.part, in[i:min(i+per, n)], -1)
 	}
 }
 
-// onDone acknowledges each message the pipeline is done with, then gives
-// its place in the window back. Called by the workers, without the
-// pipeline's lock.
-func (s *shareSource) onDone(batch []*Message) {
-	var bytes int64
+// ack acknowledges each message the pipeline is done with: accept when
+// delivered or dead-lettered, reject when dropped. Called by the workers,
+// without the pipeline's lock; the pipeline then gives the messages'
+// places in the window back.
+func (s *shareSource) ack(batch []*Message) {
 	rejected := 0
 	for _, m := range batch {
-		bytes += m.size
 		st := kgo.AckAccept
 		if m.dropped {
 			st = kgo.AckReject
@@ -455,7 +439,6 @@ func (s *shareSource) onDone(batch []*Message) {
 	if rejected > 0 {
 		s.met.rejects.Add(float64(rejected))
 	}
-	s.c.win.Release(len(batch), bytes)
 }
 
 // acked counts the acknowledgements the broker refused.
@@ -463,7 +446,7 @@ func (s *shareSource) acked(_ *kgo.Client, rs kgo.ShareAckResults) {
 	for _, r := range rs {
 		if r.Err != nil {
 			s.met.ackErrors.Inc()
-			s.c.log.Debug("share acknowledgement refused; the record will be delivered again",
+			s.log.Debug("share acknowledgement refused; the record will be delivered again",
 				"topic", r.Topic, "partition", r.Partition, "error", r.Err)
 		}
 	}
@@ -515,7 +498,7 @@ func (s *shareSource) renew(ctx context.Context) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.cl.FlushAcks(fctx); err != nil && ctx.Err() == nil {
-		s.c.log.Warn("share-group lock renewal not confirmed", "reason", "renew_error", "error", err)
+		s.log.Warn("share-group lock renewal not confirmed", "reason", "renew_error", "error", err)
 	}
 }
 
@@ -538,7 +521,7 @@ func (s *shareSource) readLagOnce(ctx context.Context) {
 	defer cancel()
 	offs, err := s.adm.DescribeShareGroupOffsets(rctx, s.kc.Group)
 	if err != nil {
-		s.c.log.Debug("share group offsets not read", "error", err)
+		s.log.Debug("share group offsets not read", "error", err)
 		return
 	}
 	var lag int64
@@ -576,15 +559,11 @@ func (s *shareSource) readLagOnce(ctx context.Context) {
 	s.lag.Store(lag)
 	s.members.Store(members)
 	s.lagShare.Store(share)
-	p := s.c.pipe
-	p.mu.Lock()
-	if s.part != nil && !s.part.gone {
+	if s.part != nil {
 		// The lag reaches Stats().Lag through the partition, in a
 		// consumer group's terms (as the JetStream source does).
-		s.part.committed, s.part.doneOffset = 0, 0
-		s.part.hwm = share
+		s.in.Position(s.part, 0, share)
 	}
-	p.mu.Unlock()
 }
 
 func keys(m map[string][]int32) []string {
@@ -595,11 +574,6 @@ func keys(m map[string][]int32) []string {
 	return out
 }
 
-// commit has nothing to do: records are acknowledged one by one, in onDone.
-func (s *shareSource) commit(context.Context, []commitPoint) ([]commitPoint, error) {
-	return nil, nil
-}
-
 // pause and resume: the run loop does not poll while paused.
 func (s *shareSource) pause([]*partition)  { s.paused.Store(true) }
 func (s *shareSource) resume([]*partition) { s.paused.Store(false) }
@@ -607,16 +581,16 @@ func (s *shareSource) resume([]*partition) { s.paused.Store(false) }
 // close sends the last acknowledgements, leaves the group (which releases
 // what was polled and not settled, so another member gets it at once) and
 // closes the client, within the shutdown deadline.
-func (s *shareSource) close() {
+func (s *shareSource) close(ctx context.Context) {
 	s.stopLoops()
 	s.loops.Wait()
-	closeClient(s.c, s.cl, func(ctx context.Context) {
+	closeClient(ctx, s.log, s.cl, func(ctx context.Context) {
 		if err := s.cl.FlushAcks(ctx); err != nil {
-			s.c.log.Warn("share-group acknowledgements not all confirmed before the shutdown deadline",
+			s.log.Warn("share-group acknowledgements not all confirmed before the shutdown deadline",
 				"reason", "shutdown_timeout", "error", err)
 		}
 		if err := s.cl.LeaveGroupContext(ctx); err != nil {
-			s.c.log.Warn("leaving the share group did not finish before the shutdown deadline",
+			s.log.Warn("leaving the share group did not finish before the shutdown deadline",
 				"reason", "shutdown_timeout", "error", err)
 		}
 	})

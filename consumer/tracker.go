@@ -15,12 +15,20 @@ type topicPartition struct {
 	partition int32
 }
 
-// entry is the tracker's record of one admitted message.
-type entry struct {
-	offset int64
-	size   int64
-	epoch  int32
-	done   bool
+// segment is the tracker's record of a run of admitted messages of one
+// partition that one lane delivers in order: a chunk (no ordering), one
+// admission's messages in the partition's lane (partition ordering), or a
+// single message (key ordering). Because its lane delivers it in order, the
+// done messages of a segment are always a prefix of it, so counting them
+// says which they are: completion costs O(1) a run, not a store per
+// message.
+type segment struct {
+	count, done, counted int32 // messages; of those done; of those counted into the released share
+	doneEpoch            int32 // leader epoch of the last done message
+	doneEnd              int64 // offset after the last done message
+	bytes                int64 // of all its messages
+	doneBytes            int64
+	countedBytes         int64
 }
 
 // partition is the pipeline's state for one assigned partition: the tracker
@@ -28,17 +36,22 @@ type entry struct {
 // window, its lanes and its pause state. Every field is guarded by the
 // pipeline's mutex.
 //
-// The tracker keeps one entry per admitted message, in admission order, which
-// for Kafka is offset order. Done messages are popped from the front only
-// while they are contiguous, so doneOffset never passes a message that was
-// not delivered: that is the whole at-least-once argument.
+// The tracker keeps one segment per run of admitted messages, in admission
+// order, which for Kafka is offset order. doneOffset moves over the done
+// messages at the front only while they are contiguous: through a segment
+// whose done prefix is whole, into the next, never past a message that was
+// not delivered. That is the whole at-least-once argument.
 type partition struct {
 	topicPartition
 
-	entries []entry
-	head    int   // entries[:head] are popped
-	base    int64 // seq of entries[0]
+	segs    []segment
+	head    int   // segs[:head] are popped
+	base    int64 // seq of segs[0]
 	nextSeq int64
+	// takenEnd is the offset after the last message a worker took (so it
+	// is done, inside a worker, or past what a revoke still delivers): a
+	// revoke delivers the queued messages below it (the frontier).
+	takenEnd int64
 
 	doneOffset int64 // offset after the contiguous done prefix; -1 when nothing is done yet
 	doneEpoch  int32
@@ -96,6 +109,7 @@ func newPartition(tp topicPartition) *partition {
 		firstSeen:      -1,
 		fetched:        -1,
 		hwm:            -1,
+		takenEnd:       math.MinInt64,
 	}
 	p.leaveFrom.Store(math.MaxInt64)
 	return p
@@ -104,65 +118,76 @@ func newPartition(tp topicPartition) *partition {
 // stops reports whether m is past what this member still delivers.
 func (p *partition) stops(m *Message) bool { return m.Offset >= p.leaveFrom.Load() }
 
-// track appends a message to the tracker and returns its sequence number.
-func (p *partition) track(offset, size int64, epoch int32) int64 {
-	if len(p.entries) == cap(p.entries) {
-		// Double: append grows a large slice by a quarter, and a
-		// tracker that fills to a window's share that way allocates
-		// five times its final size (59 B a record of a 500 000-record
-		// BenchmarkIntake run).
-		p.entries = slices.Grow(p.entries, max(len(p.entries), 256))
+// track appends a segment of n messages from offset first to end
+// (exclusive), of bytes in all, and returns its sequence number.
+func (p *partition) track(first, end int64, n int, bytes int64) int64 {
+	if len(p.segs) == cap(p.segs) {
+		// Double: append grows a large slice by a quarter, and a tracker
+		// that fills to a window's share that way allocates five times
+		// its final size.
+		p.segs = slices.Grow(p.segs, max(len(p.segs), 64))
 	}
-	p.entries = append(p.entries, entry{offset: offset, size: size, epoch: epoch})
+	p.segs = append(p.segs, segment{count: int32(n), bytes: bytes})
 	seq := p.nextSeq
 	p.nextSeq++
 	if p.firstSeen < 0 {
-		p.firstSeen = offset
+		p.firstSeen = first
 	}
-	p.fetched = offset + 1
-	p.heldRecords++
-	p.heldBytes += size
+	p.fetched = end
+	p.heldRecords += int64(n)
+	p.heldBytes += bytes
 	return seq
 }
 
-// markDone records that the message with sequence seq was delivered and
-// advances the contiguous done prefix as far as it now reaches. It returns the
-// number of records the prefix advanced by.
-func (p *partition) markDone(seq int64) int {
+// markDone records that the next n messages of segment seq were delivered
+// (bytes in all; end is the offset after the last of them, epoch its
+// leader epoch), and advances the contiguous done prefix as far as it now
+// reaches. It returns the number of records the prefix advanced by.
+func (p *partition) markDone(seq int64, n int, bytes, end int64, epoch int32) int {
 	i := int(seq - p.base)
-	if i < p.head || i >= len(p.entries) {
+	if i < p.head || i >= len(p.segs) {
 		return 0 // already popped: cannot happen for a live partition
 	}
-	p.entries[i].done = true
+	s := &p.segs[i]
+	s.done += int32(n)
+	s.doneBytes += bytes
+	s.doneEnd, s.doneEpoch = end, epoch
 	if i != p.head {
 		return 0
 	}
-	n := 0
-	for p.head < len(p.entries) && p.entries[p.head].done {
-		e := p.entries[p.head]
-		p.doneOffset = e.offset + 1
-		p.doneEpoch = e.epoch
-		p.relRecords++
-		p.relBytes += e.size
+	moved := 0
+	for p.head < len(p.segs) {
+		s := &p.segs[p.head]
+		if s.done > s.counted {
+			d := s.done - s.counted
+			p.relRecords += int64(d)
+			p.relBytes += s.doneBytes - s.countedBytes
+			s.counted, s.countedBytes = s.done, s.doneBytes
+			p.doneOffset, p.doneEpoch = s.doneEnd, s.doneEpoch
+			moved += int(d)
+		}
+		if s.done < s.count {
+			break
+		}
 		p.head++
-		n++
 	}
 	p.compact()
-	return n
+	return moved
 }
 
-// compact drops popped entries once they are the larger part of the slice,
-// so the tracker's memory follows what is in flight, not what has passed.
+// compact drops popped segments once they are the larger part of the
+// slice, so the tracker's memory follows what is in flight, not what has
+// passed.
 func (p *partition) compact() {
-	if p.head == len(p.entries) {
+	if p.head == len(p.segs) {
 		p.base += int64(p.head)
-		p.entries = p.entries[:0]
+		p.segs = p.segs[:0]
 		p.head = 0
 		return
 	}
-	if p.head >= 1024 && p.head*2 >= len(p.entries) {
-		n := copy(p.entries, p.entries[p.head:])
-		p.entries = p.entries[:n]
+	if p.head >= 1024 && p.head*2 >= len(p.segs) {
+		n := copy(p.segs, p.segs[p.head:])
+		p.segs = p.segs[:n]
 		p.base += int64(p.head)
 		p.head = 0
 	}

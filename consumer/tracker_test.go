@@ -8,49 +8,71 @@ import (
 
 func TestTrackerCommitsOnlyTheContiguousDonePrefix(t *testing.T) {
 	p := newPartition(topicPartition{"t", 0})
-	// Offsets with a gap (as compaction or transaction markers leave).
-	offsets := []int64{10, 11, 12, 15, 16}
-	seqs := make([]int64, len(offsets))
-	for i, o := range offsets {
-		seqs[i] = p.track(o, 100, 3)
-	}
+	// Segments with a gap in the offsets (as compaction or transaction
+	// markers leave): [10 11 12] [15] [16 17].
+	s1 := p.track(10, 13, 3, 300)
+	s2 := p.track(15, 16, 1, 100)
+	s3 := p.track(16, 18, 2, 200)
 	steps := []struct {
-		done     int   // index into offsets marked done
+		what     string
+		seq      int64
+		n        int
+		end      int64
 		wantDone int64 // doneOffset after it
 		wantRel  int64 // records released to the next commit
 	}{
-		{done: 2, wantDone: -1, wantRel: 0}, // 12 done, 10 and 11 not: nothing to commit
-		{done: 4, wantDone: -1, wantRel: 0}, // 16 done: still nothing
-		{done: 0, wantDone: 11, wantRel: 1}, // 10 done: commit up to 11
-		{done: 1, wantDone: 13, wantRel: 3}, // 11 done: 10..12 contiguous, next is 15
-		{done: 3, wantDone: 17, wantRel: 5}, // 15 done: everything
+		{"15 done, 10..12 not: nothing to commit", s2, 1, 16, -1, 0},
+		{"16 done: still nothing", s3, 1, 17, -1, 0},
+		{"10 done: commit up to 11", s1, 1, 11, 11, 1},
+		{"11 and 12 done: up to 16 and 17", s1, 2, 13, 17, 5},
+		{"17 done: everything", s3, 1, 18, 18, 6},
 	}
-	for _, s := range steps {
-		p.markDone(seqs[s.done])
-		if p.doneOffset != s.wantDone || p.relRecords != s.wantRel {
-			t.Fatalf("after offset %d done: doneOffset=%d rel=%d, want %d, %d",
-				offsets[s.done], p.doneOffset, p.relRecords, s.wantDone, s.wantRel)
+	for _, st := range steps {
+		p.markDone(st.seq, st.n, int64(100*st.n), st.end, 3)
+		if p.doneOffset != st.wantDone || p.relRecords != st.wantRel {
+			t.Fatalf("%s: doneOffset=%d rel=%d, want %d, %d", st.what, p.doneOffset, p.relRecords, st.wantDone, st.wantRel)
 		}
 	}
-	if p.doneEpoch != 3 || p.relBytes != 500 {
-		t.Errorf("epoch %d bytes %d, want 3 and 500", p.doneEpoch, p.relBytes)
+	if p.doneEpoch != 3 || p.relBytes != 600 {
+		t.Errorf("epoch %d bytes %d, want 3 and 600", p.doneEpoch, p.relBytes)
+	}
+	if len(p.segs) != 0 {
+		t.Errorf("%d segments left after all were done", len(p.segs))
 	}
 }
 
-// TestTrackerRandomOrder checks, for random completion orders, that the done
-// offset always equals one past the longest done prefix.
+// TestTrackerRandomOrder checks, for random segments completed in random
+// order (each from its front, a run at a time, as a lane delivers it),
+// that the done offset always equals one past the longest done prefix of
+// messages, and that what is released adds up to it.
 func TestTrackerRandomOrder(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for trial := range 200 {
 		p := newPartition(topicPartition{"t", 0})
 		n := 1 + r.IntN(3000)
-		for i := range n {
-			p.track(int64(i), 1, 0)
+		type seg struct{ seq, first, end, next int64 }
+		var segs []*seg
+		for off := 0; off < n; {
+			k := min(n-off, 1+r.IntN(40))
+			s := &seg{first: int64(off), end: int64(off + k), next: int64(off)}
+			s.seq = p.track(s.first, s.end, k, int64(k))
+			segs = append(segs, s)
+			off += k
 		}
 		done := make([]bool, n)
-		for _, i := range r.Perm(n) {
-			p.markDone(int64(i))
-			done[i] = true
+		for open := len(segs); open > 0; {
+			s := segs[r.IntN(len(segs))]
+			if s.next == s.end {
+				continue
+			}
+			k := min(s.end-s.next, 1+r.Int64N(8))
+			p.markDone(s.seq, int(k), k, s.next+k, 0)
+			for i := s.next; i < s.next+k; i++ {
+				done[i] = true
+			}
+			if s.next += k; s.next == s.end {
+				open--
+			}
 			prefix := 0
 			for prefix < n && done[prefix] {
 				prefix++
@@ -59,12 +81,13 @@ func TestTrackerRandomOrder(t *testing.T) {
 			if prefix == 0 {
 				want = -1
 			}
-			if p.doneOffset != want {
-				t.Fatalf("trial %d: doneOffset %d, want %d", trial, p.doneOffset, want)
+			if p.doneOffset != want || p.relRecords != int64(prefix) || p.relBytes != int64(prefix) {
+				t.Fatalf("trial %d: doneOffset %d released %d records %d bytes, want %d, %d, %d",
+					trial, p.doneOffset, p.relRecords, p.relBytes, want, prefix, prefix)
 			}
 		}
-		if len(p.entries) != 0 {
-			t.Fatalf("trial %d: %d entries left after all done", trial, len(p.entries))
+		if len(p.segs) != 0 {
+			t.Fatalf("trial %d: %d segments left after all done", trial, len(p.segs))
 		}
 	}
 }
@@ -101,7 +124,7 @@ func TestWindowHighLowAndGate(t *testing.T) {
 	select {
 	case <-ch:
 	default:
-		t.Fatal("Release must close the Changed channel")
+		t.Fatal("Release must signal the Changed channel")
 	}
 	if !w.BelowLow() {
 		t.Fatalf("50%% is at the low mark, fill %v", w.Fill())
@@ -167,32 +190,39 @@ func TestDecideFlowHysteresisAndFairShare(t *testing.T) {
 	}
 }
 
+// BenchmarkTrackerInOrder: one message a segment (key ordering's case).
 func BenchmarkTrackerInOrder(b *testing.B) {
 	p := newPartition(topicPartition{"t", 0})
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		seq := p.track(int64(i), 100, 0)
-		p.markDone(seq)
+		seq := p.track(int64(i), int64(i)+1, 1, 100)
+		p.markDone(seq, 1, 100, int64(i)+1, 0)
 	}
 }
 
-func BenchmarkTrackerOutOfOrder(b *testing.B) {
+// BenchmarkTrackerSegments: segments of 64 done out of order, a run of 16
+// at a time (no ordering's case), per record.
+func BenchmarkTrackerSegments(b *testing.B) {
 	p := newPartition(topicPartition{"t", 0})
-	const batch = 256
-	perm := rand.New(rand.NewPCG(3, 4)).Perm(batch)
+	const segs, size, run = 16, 64, 16
+	perm := rand.New(rand.NewPCG(3, 4)).Perm(segs)
 	b.ReportAllocs()
 	var off int64
+	seqs := make([]int64, segs)
 	for b.Loop() {
-		base := p.nextSeq
-		for range batch {
-			p.track(off, 100, 0)
-			off++
+		first := off
+		for i := range segs {
+			seqs[i] = p.track(off, off+size, size, size*100)
+			off += size
 		}
-		for _, i := range perm {
-			p.markDone(base + int64(i))
+		for r := 0; r < size; r += run {
+			for _, i := range perm {
+				end := first + int64(i*size+r+run)
+				p.markDone(seqs[i], run, run*100, end, 0)
+			}
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*segs*size), "ns/record")
 }
 
 func BenchmarkWindowAddRelease(b *testing.B) {
