@@ -83,7 +83,6 @@ func newMessages(n int) []*Message {
 // Called with the pipeline's mutex held, once for each message, by whoever
 // holds it last (see above).
 func releaseMessages(msgs []*Message) {
-	recycle(msgs)
 	for _, m := range msgs {
 		b := m.blk
 		if b == nil {

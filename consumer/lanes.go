@@ -107,7 +107,7 @@ func (p *pipeline) unpark(old *partition) {
 // dropLane discards a lane's queued messages (their partition is going away).
 func (p *pipeline) dropLane(l *lane) {
 	n := l.pending()
-	releaseMessages(l.q[l.head:])
+	p.release(l.q[l.head:])
 	clear(l.q)
 	l.q, l.head = l.q[:0], 0
 	l.part.queued -= n
@@ -203,7 +203,7 @@ func (p *pipeline) trimLane(l *lane) {
 	if n == 0 {
 		return
 	}
-	releaseMessages(q[i:])
+	p.release(q[i:])
 	clear(q[i:])
 	l.q = l.q[:l.head+i]
 	l.part.queued -= n

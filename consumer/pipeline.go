@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // pipeline is the source-independent core: it admits messages into the
@@ -41,6 +42,10 @@ type pipeline struct {
 	// was given back (the consumer applies the pause policy there, to
 	// resume).
 	released func()
+	// spent are the franz-go records of released messages, waiting to be
+	// recycled by the fetching goroutine; recycled is the last such list,
+	// emptied, kept for reuse (recordpool.go).
+	spent, recycled []*kgo.Record
 	// live, when set, fences deliveries while the member may have lost
 	// its group session (see liveness): a worker waits for it before
 	// every sink call. A fenced source (Kafka) sets it.
@@ -135,8 +140,10 @@ type fetched struct {
 // chunk lane). So the cost per message is a pointer copy and two stores.
 func (p *pipeline) admit(part *partition, msgs []*Message, bytes, hwm int64) {
 	p.mu.Lock()
+	spent := p.takeSpent()
+	defer p.recycleSpent(spent) // at return: after the lock is let go
 	if part.gone || part.revoking {
-		releaseMessages(msgs)
+		p.release(msgs)
 		p.mu.Unlock()
 		p.win.Release(len(msgs), bytes)
 		return
@@ -257,7 +264,7 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 			i = j
 		}
 	}
-	releaseMessages(batch)
+	p.release(batch)
 	l.active = false
 	if part.revoking {
 		p.trimLane(l)

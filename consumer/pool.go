@@ -68,9 +68,6 @@ func (p *pipeline) worker() {
 		if delivered > 0 && p.untracked {
 			p.settled(batch[:delivered])
 		}
-		// Nothing reads the batch's keys and values after this: their
-		// records go back to the client's pool outside the lock.
-		recycle(batch)
 		p.mu.Lock()
 	}
 }

@@ -86,7 +86,11 @@ type partition struct {
 	// worker (the gaps below it are still delivered, so the committed
 	// prefix reaches it and the next owner repeats nothing); math.MinInt64
 	// once the partition is lost, abandoned or removed.
+	// It has cache lines of its own: the workers read it for every
+	// message, and the fields around it are written for every batch.
+	_         [64]byte
 	leaveFrom atomic.Int64
+	_         [56]byte
 
 	// pred is the state of an earlier assignment of this same partition
 	// whose deliveries have not all returned yet (its sink ignored the
