@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -505,15 +502,6 @@ func (s *jsSource) handBackRest(ch <-chan jetstream.Msg, stop context.CancelFunc
 	}
 }
 
-// jsHandle is what the pipeline carries for one JetStream message (as
-// Message.ack): the message to ack, and its place on the held list.
-type jsHandle struct {
-	msg        jetstream.Msg
-	prev, next *jsHandle // held list; guarded by heldList.mu
-	touched    int64     // when the server last heard of it; guarded by heldList.mu
-	nakd       bool      // handed back with NakWithDelay: ack skips it
-}
-
 // admit converts messages into the pipeline's, holds them (for InProgress)
 // and admits them. They fit in the window: the pull was sized to.
 func (s *jsSource) admit(buf []jetstream.Msg) {
@@ -633,8 +621,6 @@ func (s *jsSource) settle(m *Message, d decision) bool {
 	return true
 }
 
-func (s *jsSource) now() int64 { return int64(time.Since(s.origin)) }
-
 // nakCharged returns (and forgets) the failures charged to a message this
 // process handed back; 0 for any other.
 func (s *jsSource) nakCharged(seq uint64) int {
@@ -658,39 +644,6 @@ func (s *jsSource) forgetNaks(now int64) {
 	for seq, r := range s.nakd {
 		if r.at < cutoff {
 			delete(s.nakd, seq)
-		}
-	}
-}
-
-// keepAlive sends InProgress for every held message the server has not
-// heard of for half its AckWait, so that it does not redeliver messages
-// that are only waiting (for a worker, a slow sink, a retry).
-func (s *jsSource) keepAlive(ctx context.Context) {
-	t := time.NewTicker(max(s.ackWait/5, 10*time.Millisecond))
-	defer t.Stop()
-	var due []jetstream.Msg
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := s.now()
-		s.forgetNaks(now)
-		due = s.held.due(now-int64(s.ackWait/2), now, due[:0])
-		sent, failed := 0, 0
-		for _, jm := range due {
-			switch err := jm.InProgress(); {
-			case err == nil:
-				sent++
-			case !errors.Is(err, jetstream.ErrMsgAlreadyAckd):
-				failed++
-			}
-		}
-		clear(due)
-		s.met.inProgress.Add(float64(sent))
-		if failed > 0 {
-			s.met.ackErrors.Add(float64(failed))
 		}
 	}
 }
@@ -783,184 +736,4 @@ func (s *jsSource) handBack(msgs []jetstream.Msg, kind prometheus.Counter) {
 	if failed > 0 {
 		s.met.ackErrors.Add(float64(failed))
 	}
-}
-
-// heldList holds the messages this process has not acked yet, least
-// recently touched first, for keepAlive. A doubly linked list through the
-// handles, so that adding and removing a batch is one lock and O(batch).
-type heldList struct {
-	mu   sync.Mutex
-	root jsHandle // root.next is the oldest, root.prev the newest
-	n    int
-}
-
-func (l *heldList) init() { l.root.next, l.root.prev = &l.root, &l.root }
-
-func (l *heldList) pushLocked(h *jsHandle) {
-	h.prev, h.next = l.root.prev, &l.root
-	l.root.prev.next = h
-	l.root.prev = h
-	l.n++
-}
-
-func (l *heldList) unlinkLocked(h *jsHandle) {
-	if h.next == nil {
-		return // not on the list
-	}
-	h.prev.next, h.next.prev = h.next, h.prev
-	h.prev, h.next = nil, nil
-	l.n--
-}
-
-func (l *heldList) add(hs []jsHandle, now int64) {
-	l.mu.Lock()
-	for i := range hs {
-		hs[i].touched = now
-		l.pushLocked(&hs[i])
-	}
-	l.mu.Unlock()
-}
-
-func (l *heldList) remove(batch []*Message) {
-	l.mu.Lock()
-	for _, m := range batch {
-		l.unlinkLocked(m.ack.(*jsHandle))
-	}
-	l.mu.Unlock()
-}
-
-// due moves the messages touched at or before cutoff to the back, as
-// touched now, and appends them to out.
-func (l *heldList) due(cutoff, now int64, out []jetstream.Msg) []jetstream.Msg {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for h := l.root.next; h != &l.root && h.touched <= cutoff; h = l.root.next {
-		l.unlinkLocked(h)
-		h.touched = now
-		l.pushLocked(h)
-		out = append(out, h.msg)
-	}
-	return out
-}
-
-// takeAll empties the list and returns its messages.
-func (l *heldList) takeAll() []jetstream.Msg {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]jetstream.Msg, 0, l.n)
-	for h := l.root.next; h != &l.root; h = l.root.next {
-		l.unlinkLocked(h)
-		out = append(out, h.msg)
-	}
-	return out
-}
-
-func (l *heldList) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n
-}
-
-// setHeaders copies NATS headers onto m, sorted by name (a NATS header is a
-// map: it has no order), and returns their size in bytes.
-func setHeaders(m *Message, h nats.Header) int64 {
-	if len(h) == 0 {
-		return 0
-	}
-	keys := make([]string, 0, len(h))
-	n := 0
-	for k, vs := range h {
-		keys = append(keys, k)
-		n += len(vs)
-	}
-	slices.Sort(keys)
-	m.Headers = make([]Header, 0, n)
-	var size int64
-	for _, k := range keys {
-		for _, v := range h[k] {
-			m.Headers = append(m.Headers, Header{Key: k, Value: []byte(v)})
-			size += int64(len(k) + len(v))
-		}
-	}
-	return size
-}
-
-// natsKey is a NATS message's ordering key: the subject, or the value of
-// keyHeader when it is set (none when the message lacks the header). The
-// subject's bytes are shared, not copied: Message.Key is read-only.
-func natsKey(m *Message, keyHeader string) []byte {
-	if keyHeader == "" {
-		return unsafe.Slice(unsafe.StringData(m.Topic), len(m.Topic))
-	}
-	for _, h := range m.Headers {
-		if h.Key == keyHeader {
-			return h.Value
-		}
-	}
-	return nil
-}
-
-// ackMeta is what a JetStream ack subject says about a delivery.
-type ackMeta struct {
-	delivered uint64 // deliveries of this message so far, this one included
-	streamSeq uint64
-	timestamp int64 // when the stream stored it, Unix ns
-}
-
-// parseAckSubject reads an ack subject without allocating (the jetstream
-// package's Metadata allocates; this runs once per message). The layouts:
-//
-//	v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
-//	v2: $JS.ACK.<domain>.<acc hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
-//
-// Stream and consumer names cannot contain dots, so the fields are found by
-// position. It reports false for anything else (the caller falls back to
-// Metadata).
-func parseAckSubject(reply string) (ackMeta, bool) {
-	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
-	if !ok {
-		return ackMeta{}, false
-	}
-	var tok [12]string
-	n := 0
-	for n < len(tok) {
-		var t string
-		t, rest, ok = strings.Cut(rest, ".")
-		tok[n] = t
-		n++
-		if !ok {
-			break
-		}
-	}
-	// Fields counted after "$JS.ACK.": v1 has 7, v2 at least 9.
-	first := 0 // index of <delivered>
-	switch {
-	case n == 7:
-		first = 2
-	case n >= 9:
-		first = 4
-	default:
-		return ackMeta{}, false
-	}
-	num := func(s string) (uint64, bool) {
-		if s == "" {
-			return 0, false
-		}
-		var v uint64
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + uint64(c-'0')
-		}
-		return v, true
-	}
-	d, ok1 := num(tok[first])
-	seq, ok2 := num(tok[first+1])
-	tm, ok3 := num(tok[first+3])
-	if !ok1 || !ok2 || !ok3 {
-		return ackMeta{}, false
-	}
-	return ackMeta{delivered: d, streamSeq: seq, timestamp: int64(tm)}, true
 }
