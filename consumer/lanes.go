@@ -18,28 +18,67 @@ type lane struct {
 
 func (l *lane) pending() int { return len(l.q) - l.head }
 
-// take removes up to n messages from the front. The returned slice is the
-// worker's own: the lane never writes into that part of its array again
-// until the worker has finished it (finish then resets an empty lane).
-func (l *lane) take(n int) []*Message {
+// take moves up to n messages from the front into dst (a worker's own
+// buffer, emptied first) and returns it. The lane's array is not shared
+// with the worker, so it is reused at once: a lane that take empties
+// starts again at the front, and one whose front was taken moves what is
+// left down once the taken part is the larger.
+func (l *lane) take(dst []*Message, n int) []*Message {
 	end := min(l.head+n, len(l.q))
-	b := l.q[l.head:end:end]
+	dst = append(dst[:0], l.q[l.head:end]...)
+	clear(l.q[l.head:end])
 	l.head = end
-	if l.head < len(l.q) && l.head >= 1024 && l.head*2 >= len(l.q) {
-		// A new array (the worker reads b from the old one), with room
-		// to grow: sized to what is left, every append after it would
-		// reallocate it again.
-		rest := len(l.q) - l.head
-		q := make([]*Message, rest, max(2*rest, 1024))
-		copy(q, l.q[l.head:])
-		l.q, l.head = q, 0
+	switch {
+	case l.head == len(l.q):
+		l.q, l.head = l.q[:0], 0
+	case l.head >= 64 && l.head*2 >= len(l.q):
+		k := copy(l.q, l.q[l.head:])
+		clear(l.q[k:])
+		l.q, l.head = l.q[:k], 0
 	}
-	return b
+	return dst
+}
+
+// push appends msgs, growing the queue with an array from laneArrays.
+func (l *lane) push(msgs ...*Message) {
+	if need := len(l.q) + len(msgs); need > cap(l.q) {
+		l.grow(need)
+	}
+	l.q = append(l.q, msgs...)
+}
+
+// laneArrays keeps lane queue arrays for reuse, by capacity class (see
+// classPool), up to twice the window's record budget in pointers (newPipeline
+// sets it): growing a key's lane would otherwise allocate at every
+// doubling, each time the key comes back after its lane ran dry.
+var laneArrays = classPool[[]*Message]{unit: 1}
+
+// grow moves the pending messages to an array for at least n (from
+// laneArrays when it has one) and gives the old array back.
+func (l *lane) grow(n int) {
+	c := ceilClass(max(8, 2*(n-l.head)))
+	q, ok := laneArrays.get(c)
+	if !ok {
+		q = make([]*Message, 0, 1<<c)
+	}
+	q = append(q[:0], l.q[l.head:]...)
+	l.release()
+	l.q, l.head = q, 0
+}
+
+// release gives the queue array back to laneArrays (cleared) and leaves
+// the lane with none.
+func (l *lane) release() {
+	if cap(l.q) > 0 {
+		q := l.q[:cap(l.q)]
+		clear(q)
+		laneArrays.put(floorClass(cap(q)), q[:0])
+	}
+	l.q, l.head = nil, 0
 }
 
 // reset empties a lane that no worker holds, keeping its array for the
-// next messages (take leaves it in place while a worker may still read the
-// batch it took from it).
+// next messages.
 func (l *lane) reset() {
 	clear(l.q)
 	l.q, l.head = l.q[:0], 0
@@ -146,12 +185,11 @@ func (p *pipeline) freeLane(l *lane) {
 	if l.keyed && l.part.keys[l.key] == l {
 		return
 	}
-	clear(l.q)
-	q := l.q[:0]
-	if cap(q) > maxFreeLaneCap {
-		q = nil
+	if cap(l.q) > maxFreeLaneCap {
+		l.release()
 	}
-	*l = lane{q: q}
+	clear(l.q)
+	*l = lane{q: l.q[:0]}
 	p.freeLanes = append(p.freeLanes, l)
 }
 

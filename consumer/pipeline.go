@@ -53,6 +53,7 @@ type pipeline struct {
 	// kickCommit is signalled when enough is done to be worth a commit.
 	kickCommit chan struct{}
 	kickAt     int64 // done-but-uncommitted records that trigger a kick
+	maxRecords int   // the window's record budget
 
 	ctx    context.Context // workers' context: cancelled at the hard stop
 	cancel context.CancelFunc
@@ -100,12 +101,14 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 		dl:         newDeadLetters(nil, prometheus.NewRegistry()),
 		kickCommit: make(chan struct{}, 1),
 		kickAt:     max(1, int64(cfg.MaxRecords)/4),
+		maxRecords: cfg.MaxRecords,
 		pauseDelay: cfg.PauseDelay,
 		parts:      make(map[topicPartition]*partition),
 		leavers:    make(map[topicPartition]*partition),
 		released:   func() {},
 	}
 	p.batch, _ = sink.(BatchSink)
+	laneArrays.keepUpTo(2 * int64(cfg.MaxRecords))
 	p.work.L = &p.mu
 	p.quiet.L = &p.mu
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -169,7 +172,7 @@ func (p *pipeline) admit(part *partition, msgs []*Message, bytes, hwm int64) {
 			part.lane = &lane{part: part}
 		}
 		l := part.lane
-		l.q = append(l.q, msgs...)
+		l.push(msgs...)
 		if !l.active && !l.ready {
 			p.pushReady(l)
 		}
@@ -202,14 +205,17 @@ func (p *pipeline) admitChunks(part *partition, msgs []*Message, tracked bool) {
 			}
 		}
 		l := p.newLane(part)
-		l.q = append(l.q, chunk...)
+		l.push(chunk...)
 		p.pushReady(l)
 	}
 }
 
 // admitKeyed queues each message in its key's lane, a segment of its own;
-// messages with no key go to chunk lanes of up to BatchMax. Called with the
-// lock held.
+// messages with no key go to chunk lanes of up to BatchMax. A key's lane
+// stays in the partition's map once it is empty (idle), so a key that comes
+// again, as keys do, finds it without allocating a lane or copying the key;
+// idle lanes are swept out when the map grows past idleKeyLanes, so a
+// stream of ever new keys costs bounded memory. Called with the lock held.
 func (p *pipeline) admitKeyed(part *partition, msgs []*Message, tracked bool) {
 	var chunk *lane
 	for _, m := range msgs {
@@ -223,6 +229,9 @@ func (p *pipeline) admitKeyed(part *partition, msgs []*Message, tracked bool) {
 				if part.keys == nil {
 					part.keys = make(map[string]*lane)
 				}
+				if len(part.keys) >= max(part.sweepAt, p.idleKeyLanes()) {
+					p.sweepIdleKeys(part)
+				}
 				l = p.newLane(part)
 				l.key, l.keyed = string(m.Key), true
 				part.keys[l.key] = l
@@ -233,7 +242,7 @@ func (p *pipeline) admitKeyed(part *partition, msgs []*Message, tracked bool) {
 			}
 			l = chunk
 		}
-		l.q = append(l.q, m)
+		l.push(m)
 		if !l.active && !l.ready {
 			p.pushReady(l)
 		}
@@ -275,8 +284,12 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 	case l.pending() > 0:
 		p.pushReady(l)
 	case l.keyed:
-		delete(part.keys, l.key)
-		p.freeLane(l)
+		// Idle, it stays in the map for the key's next message (see
+		// admitKeyed), with a small queue array.
+		l.reset()
+		if cap(l.q) > maxIdleLaneCap {
+			l.release()
+		}
 	default:
 		l.reset()
 		p.freeLane(l)
@@ -285,6 +298,33 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 	if p.relRecs >= p.kickAt {
 		p.kick()
 	}
+}
+
+// idleKeyLanes is the size of a partition's key-lane map past which its
+// idle lanes are swept out: its share of half the window's record budget,
+// at least minIdleKeyLanes. An idle lane costs about 300 bytes (the lane,
+// the key, the map entry, a queue of up to maxIdleLaneCap), so all
+// partitions' idle lanes together stay within about 150 bytes a record of
+// the budget (15 MiB at the default 100 000), and only with as many keys.
+// Called with the lock held.
+func (p *pipeline) idleKeyLanes() int {
+	return max(minIdleKeyLanes, p.maxRecords/2/max(1, len(p.parts)))
+}
+
+const minIdleKeyLanes, maxIdleLaneCap = 1024, 16
+
+// sweepIdleKeys removes the idle lanes from part's key map (empty, held by
+// no worker, on no queue) and frees them. The next sweep waits until the
+// map has doubled from what is left, so a map of busy lanes is not swept
+// on every new key. Called with the lock held.
+func (p *pipeline) sweepIdleKeys(part *partition) {
+	for k, l := range part.keys {
+		if !l.active && !l.ready && l.pending() == 0 {
+			delete(part.keys, k)
+			p.freeLane(l)
+		}
+	}
+	part.sweepAt = 2 * len(part.keys)
 }
 
 // waitQuiet blocks until cond holds (checked under the lock) or ctx ends.

@@ -36,12 +36,13 @@ func (p *pipeline) worker() {
 	defer p.wg.Done()
 	p.mu.Lock()
 	var held *lane
-	var batch []*Message
+	batch := make([]*Message, 0, p.batchMax) // the worker's own, reused
 	var delivered int
 	for {
 		if held != nil {
 			p.finish(held, batch, delivered)
-			held, batch = nil, nil
+			held = nil
+			clear(batch)
 		}
 		if p.stopped || p.running > p.target {
 			p.running--
@@ -53,7 +54,7 @@ func (p *pipeline) worker() {
 			p.work.Wait()
 			continue
 		}
-		batch = l.take(p.batchMax)
+		batch = l.take(batch, p.batchMax)
 		l.active = true
 		held = l
 		n := len(batch)

@@ -67,7 +67,10 @@ type partition struct {
 	queued, inflight int // messages waiting for a worker / inside one
 
 	lane *lane            // partition ordering
-	keys map[string]*lane // key ordering
+	keys map[string]*lane // key ordering: busy and idle key lanes
+	// sweepAt is the size of keys at which its idle lanes are swept out
+	// (see pipeline.sweepIdleKeys).
+	sweepAt int
 
 	revoking bool // dispatch stopped: partition is being revoked or lost
 	gone     bool // no longer assigned; late completions are ignored
