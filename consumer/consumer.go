@@ -337,9 +337,9 @@ func (c *Consumer) commitLocked(ctx context.Context, parts []*partition) error {
 // loop and the commit loop call it, so while there is no pressure it
 // returns at once, without a lock or a look at the partitions: the
 // window's atomics say when a decision would change nothing (see
-// Window.quiet).
+// pipeline.flowQuiet).
 func (c *Consumer) evaluateFlow() {
-	if c.win.quiet() {
+	if c.pipe.flowQuiet() {
 		return
 	}
 	c.flowMu.Lock()

@@ -197,13 +197,13 @@ func (p *pipeline) decideFlow(now time.Time, gated bool) (pause, resume []*parti
 		part.paused, part.pauseReason = false, ""
 		resume = append(resume, part)
 	}
-	w.flow.publish(paused+len(pause)-len(resume), p.highSince, p.pauseDelay)
+	p.flow.publish(paused+len(pause)-len(resume), p.highSince, p.pauseDelay)
 	return pause, resume
 }
 
 // flowSignals mirrors, for reads without a lock, what the pause policy
 // keeps under the pipeline's lock: how many partitions are paused and when
-// the pressure started. pipeline.decideFlow publishes them; quiet reads
+// the pressure started. pipeline.decideFlow publishes them; flowQuiet reads
 // them.
 //
 // The count may be too high for a while (a paused partition that is
@@ -236,7 +236,7 @@ func (f *flowSignals) publish(paused int, highSince time.Time, delay time.Durati
 	f.pressure.Store(true)
 }
 
-// quiet reports, without a lock, that a pause decision taken now would
+// flowQuiet reports, without a lock, that a pause decision taken now would
 // change nothing: no partition is paused, and either there is no pressure
 // and the fill is below high water (so none starts), or the pressure has
 // not lasted PauseDelay yet and the fill is above low water (so it goes
@@ -246,8 +246,8 @@ func (f *flowSignals) publish(paused int, highSince time.Time, delay time.Durati
 // pressure starts), once the pressure has lasted PauseDelay at high water
 // or with no room (pause), at low water (the pressure ends), and while any
 // partition is paused (resume).
-func (w *Window) quiet() bool {
-	f := &w.flow
+func (p *pipeline) flowQuiet() bool {
+	w, f := p.win, &p.flow
 	if f.paused.Load() != 0 {
 		return false
 	}

@@ -134,7 +134,7 @@ func TestDecideFlow(t *testing.T) {
 }
 
 // TestFlowQuietMatchesDecision checks the lock-free fast path against the
-// policy: whenever Window.quiet says a decision would change nothing, the
+// policy: whenever pipeline.flowQuiet says a decision would change nothing, the
 // decision, taken at the same moment, changes nothing, for fills,
 // pressure ages, room and pause states around every edge.
 func TestFlowQuietMatchesDecision(t *testing.T) {
@@ -175,8 +175,8 @@ func TestFlowQuietMatchesDecision(t *testing.T) {
 					if a.paused {
 						n = 1
 					}
-					w.flow.publish(n, p.highSince, delay)
-					if !w.quiet() {
+					p.flow.publish(n, p.highSince, delay)
+					if !p.flowQuiet() {
 						checked++
 						continue
 					}
@@ -210,34 +210,34 @@ func TestFlowQuietWhenItMatters(t *testing.T) {
 	a := newPartition(topicPartition{"t", 0})
 	p.parts[a.topicPartition] = a
 	decide := func() (pause, resume []*partition) {
-		if w.quiet() {
+		if p.flowQuiet() {
 			return nil, nil
 		}
 		return p.decideFlow(time.Now(), w.Room() == 0)
 	}
 	w.Add(70, 0)
-	if !w.quiet() {
+	if !p.flowQuiet() {
 		t.Fatal("between the marks without pressure: quiet")
 	}
 	w.Add(10, 0)
-	if w.quiet() {
+	if p.flowQuiet() {
 		t.Fatal("crossing high water is not quiet: the pressure starts")
 	}
 	if pause, _ := decide(); len(pause) != 0 || p.highSince.IsZero() {
 		t.Fatalf("first crossing: pause %d, highSince %v", len(pause), p.highSince)
 	}
-	if !w.quiet() {
+	if !p.flowQuiet() {
 		t.Fatal("pressure younger than PauseDelay: quiet")
 	}
 	time.Sleep(60 * time.Millisecond)
-	if w.quiet() {
+	if p.flowQuiet() {
 		t.Fatal("sustained pressure at high water is not quiet")
 	}
 	if pause, _ := decide(); len(pause) != 1 || !a.paused {
 		t.Fatalf("sustained: pause %d", len(pause))
 	}
 	w.Release(10, 0)
-	if w.quiet() {
+	if p.flowQuiet() {
 		t.Fatal("a paused partition is never quiet")
 	}
 	if pause, resume := decide(); len(pause)+len(resume) != 0 {
@@ -247,7 +247,7 @@ func TestFlowQuietWhenItMatters(t *testing.T) {
 	if _, resume := decide(); len(resume) != 1 || a.paused || !p.highSince.IsZero() {
 		t.Fatalf("at low water: resume %d, highSince %v", len(resume), p.highSince)
 	}
-	if !w.quiet() {
+	if !p.flowQuiet() {
 		t.Fatal("resumed and below low: quiet again")
 	}
 }

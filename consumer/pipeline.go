@@ -73,7 +73,9 @@ type pipeline struct {
 	infl      int   // inside a worker
 	relRecs   int64 // done but not yet committed, all partitions
 
-	// Pause policy state (flow.go).
+	// Pause policy state (flow.go); flow mirrors it for reads without the
+	// lock (see flowSignals and Consumer.evaluateFlow).
+	flow       flowSignals
 	pauseDelay time.Duration
 	highSince  time.Time // when the fill reached high water; zero once it is back at low water
 

@@ -32,10 +32,6 @@ type Window struct {
 
 	// room holds a token after a Release (capacity 1, see Changed).
 	room chan struct{}
-
-	// flow mirrors the pause policy's state for lock-free reads: see
-	// flowSignals and Consumer.evaluateFlow.
-	flow flowSignals
 }
 
 // NewWindow returns a window with the given budget and water marks
