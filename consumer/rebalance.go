@@ -2,7 +2,10 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"sort"
+	"time"
 )
 
 // assign adds partitions. A partition that is already there keeps its state.
@@ -125,4 +128,102 @@ func (p *pipeline) remove(parts []*partition) {
 	p.mu.Unlock()
 	// Queued messages of removed partitions leave through popReady.
 	p.win.Release(int(recs), bytes)
+}
+
+// assigned starts tracking newly assigned partitions. Their pause state
+// starts clear, in the client as in the pipeline: a franz-go pause
+// survives revoke and re-assign.
+func (c *Consumer) assigned(tps []topicPartition) {
+	c.pipe.assign(tps)
+	c.joined.Store(true)
+	c.met.rebalances.WithLabelValues("assigned").Add(float64(len(tps)))
+	if len(tps) > 0 {
+		c.log.Info("partitions assigned", "reason", "rebalance", "partitions", tpNames(tps))
+	}
+}
+
+// revokeGrace is how long a revoke waits, after cancelling the deliveries
+// that outlived RebalanceTimeout, for them to return, so that what they
+// delivered before is counted done and committed.
+const revokeGrace = time.Second
+
+// revoked stops dispatching the partitions, and then:
+//
+//   - when they are revoked, drops their queued records past the last one
+//     delivered or inside a worker, and waits (up to RebalanceTimeout) for
+//     the rest: the deliveries inside workers and the gaps below that last
+//     record (a slow key's records the other keys overtook), so the done
+//     prefix reaches it and the next owner repeats nothing; cancels the
+//     partitions' context if they did not finish by then, drops what is
+//     left and waits revokeGrace for the workers to notice; commits the
+//     done prefix with a deadline of its own; forgets the partitions.
+//   - when they are lost, cancels their context at once and forgets them,
+//     committing nothing: another member may own them already.
+//
+// A worker that ignores its cancelled context keeps its lane's key busy:
+// should the partition come back to this member, its new lanes wait for
+// that worker (see pipeline.unpark), so a key is never delivered twice at
+// the same time.
+func (c *Consumer) revoked(tps []topicPartition, lost bool) {
+	event := "revoked"
+	if lost {
+		event = "lost"
+	}
+	parts := c.pipe.partitionsOf(tps)
+	if len(parts) == 0 {
+		return
+	}
+	c.met.rebalances.WithLabelValues(event).Add(float64(len(parts)))
+	if lost {
+		c.pipe.abandon(parts)
+	} else {
+		c.revokes.Add(1)
+		defer c.revokes.Add(-1)
+		if cancel := c.loopCommit.Load(); cancel != nil {
+			(*cancel)() // its points go back, and are committed below
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), c.cfg.RebalanceTimeout)
+		finished := c.pipe.stopDispatch(wctx, parts)
+		wcancel()
+		if !finished {
+			c.pipe.abandon(parts)
+			gctx, gcancel := context.WithTimeout(context.Background(), revokeGrace)
+			finished = c.pipe.stopDispatch(gctx, parts)
+			gcancel()
+			c.log.Warn("revoke: in-flight deliveries outlived the rebalance timeout; cancelled, the rest goes to the next owner",
+				"reason", "rebalance_timeout", "partitions", tpNames(tps), "returned", finished)
+		}
+	}
+	c.commitMu.Lock()
+	if !lost {
+		cctx, ccancel := context.WithTimeout(context.Background(), c.cfg.CommitTimeout)
+		if err := c.commitLocked(cctx, parts); err != nil {
+			c.log.Warn("commit on revoke failed", "reason", "commit_error", "error", err)
+		}
+		ccancel()
+	}
+	c.pipe.remove(parts)
+	c.commitMu.Unlock()
+
+	c.flowMu.Lock()
+	var wasPaused []*partition
+	for _, p := range parts {
+		if p.paused { // safe: removed partitions are no longer touched by decideFlow
+			wasPaused = append(wasPaused, p)
+		}
+	}
+	if len(wasPaused) > 0 {
+		c.src.resume(wasPaused)
+	}
+	c.flowMu.Unlock()
+	c.log.Info("partitions "+event, "reason", "rebalance", "partitions", tpNames(tps))
+}
+
+func tpNames(tps []topicPartition) []string {
+	out := make([]string, len(tps))
+	for i, tp := range tps {
+		out[i] = fmt.Sprintf("%s/%d", tp.topic, tp.partition)
+	}
+	sort.Strings(out)
+	return out
 }
