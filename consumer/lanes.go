@@ -14,18 +14,22 @@ type lane struct {
 	head   int
 	active bool // a worker is delivering a batch from it
 	ready  bool // it is on the ready queue
+	// solo: a batch that held this lane with other keys' lanes failed on
+	// one of its messages; the next worker takes it alone, so the failure
+	// policy (retries, dead letters, blocking) applies to this key only.
+	solo bool
 }
 
 func (l *lane) pending() int { return len(l.q) - l.head }
 
-// take moves up to n messages from the front into dst (a worker's own
-// buffer, emptied first) and returns it. The lane's array is not shared
-// with the worker, so it is reused at once: a lane that take empties
-// starts again at the front, and one whose front was taken moves what is
-// left down once the taken part is the larger.
+// take moves up to n messages from the front onto the end of dst (a
+// worker's own buffer) and returns it. The lane's array is not shared with
+// the worker, so it is reused at once: a lane that take empties starts
+// again at the front, and one whose front was taken moves what is left
+// down once the taken part is the larger.
 func (l *lane) take(dst []*Message, n int) []*Message {
 	end := min(l.head+n, len(l.q))
-	dst = append(dst[:0], l.q[l.head:end]...)
+	dst = append(dst, l.q[l.head:end]...)
 	clear(l.q[l.head:end])
 	l.head = end
 	switch {
@@ -45,6 +49,25 @@ func (l *lane) push(msgs ...*Message) {
 		l.grow(need)
 	}
 	l.q = append(l.q, msgs...)
+}
+
+// unshift puts msgs back at the front of the queue, in order: the part of
+// a worker's batch it did not deliver.
+func (l *lane) unshift(msgs []*Message) {
+	if l.head >= len(msgs) {
+		l.head -= len(msgs)
+		copy(l.q[l.head:], msgs)
+		return
+	}
+	rest := l.q[l.head:]
+	c := ceilClass(max(8, 2*(len(msgs)+len(rest))))
+	q, ok := laneArrays.get(c)
+	if !ok {
+		q = make([]*Message, 0, 1<<c)
+	}
+	q = append(append(q[:0], msgs...), rest...)
+	l.release()
+	l.q = q
 }
 
 // laneArrays keeps lane queue arrays for reuse, by capacity class (see
@@ -94,16 +117,7 @@ func (p *pipeline) pushReady(l *lane) {
 // that are being revoked (their messages are dropped).
 func (p *pipeline) popReady() *lane {
 	for p.readyAt < len(p.ready) {
-		l := p.ready[p.readyAt]
-		p.ready[p.readyAt] = nil
-		p.readyAt++
-		if p.readyAt == len(p.ready) {
-			p.ready, p.readyAt = p.ready[:0], 0
-		} else if p.readyAt >= 1024 && p.readyAt*2 >= len(p.ready) {
-			n := copy(p.ready, p.ready[p.readyAt:])
-			clear(p.ready[n:])
-			p.ready, p.readyAt = p.ready[:n], 0
-		}
+		l := p.popFront()
 		if l.part.pred != nil {
 			// An earlier assignment of this partition is still inside
 			// the sink: wait for it (the lane stays marked ready, so
@@ -122,6 +136,39 @@ func (p *pipeline) popReady() *lane {
 		return l
 	}
 	return nil
+}
+
+// popFront removes the first lane of the ready queue. Called with the lock
+// held, the queue not empty.
+func (p *pipeline) popFront() *lane {
+	l := p.ready[p.readyAt]
+	p.ready[p.readyAt] = nil
+	p.readyAt++
+	if p.readyAt == len(p.ready) {
+		p.ready, p.readyAt = p.ready[:0], 0
+	} else if p.readyAt >= 1024 && p.readyAt*2 >= len(p.ready) {
+		n := copy(p.ready, p.ready[p.readyAt:])
+		clear(p.ready[n:])
+		p.ready, p.readyAt = p.ready[:n], 0
+	}
+	return l
+}
+
+// nextKeyLane pops the next ready lane if it is another key's lane of part
+// that may join a worker's batch: part is not being revoked nor waiting
+// for an earlier assignment, and the lane is not solo. Called with the
+// lock held.
+func (p *pipeline) nextKeyLane(part *partition) *lane {
+	if p.readyAt >= len(p.ready) || part.revoking || part.pred != nil {
+		return nil
+	}
+	l := p.ready[p.readyAt]
+	if !l.keyed || l.part != part || l.solo {
+		return nil
+	}
+	p.popFront()
+	l.ready = false
+	return l
 }
 
 // unpark lets a partition's parked lanes go once the earlier assignment

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -31,18 +32,33 @@ func (p *pipeline) size() int {
 	return p.target
 }
 
+// heldLane is a lane a worker holds, and the part of the worker's batch
+// that came from it (batch[from:to]).
+type heldLane struct {
+	l        *lane
+	from, to int
+}
+
 // worker takes a batch from a ready lane, delivers it, and marks it done.
+// With key ordering it fills the batch with the next ready lanes of the
+// same partition too (other keys'), so that a partition whose keys have a
+// message or two each is not delivered one lock round and one sink call a
+// message; each key's messages stay in order, and each lane is held by
+// this worker alone, so no key is delivered twice at once.
 func (p *pipeline) worker() {
 	defer p.wg.Done()
 	p.mu.Lock()
-	var held *lane
+	var held []heldLane
 	batch := make([]*Message, 0, p.batchMax) // the worker's own, reused
 	var delivered int
+	var bounced bool
 	for {
-		if held != nil {
-			p.finish(held, batch, delivered)
-			held = nil
+		if len(held) > 0 {
+			p.finish(held, batch, delivered, bounced)
+			clear(held)
+			held = held[:0]
 			clear(batch)
+			batch = batch[:0]
 		}
 		if p.stopped || p.running > p.target {
 			p.running--
@@ -54,18 +70,34 @@ func (p *pipeline) worker() {
 			p.work.Wait()
 			continue
 		}
+		part := l.part
 		batch = l.take(batch, p.batchMax)
-		l.active = true
-		held = l
+		held = append(held, heldLane{l, 0, len(batch)})
+		if l.keyed && !l.solo {
+			for len(batch) < p.batchMax {
+				next := p.nextKeyLane(part)
+				if next == nil {
+					break
+				}
+				from := len(batch)
+				batch = next.take(batch, p.batchMax-from)
+				held = append(held, heldLane{next, from, len(batch)})
+			}
+		}
+		end := int64(math.MinInt64) // after the highest offset taken
+		for _, h := range held {
+			h.l.active = true
+			end = max(end, batch[h.to-1].Offset+1)
+		}
+		part.takenEnd = max(part.takenEnd, end)
 		n := len(batch)
-		l.part.takenEnd = max(l.part.takenEnd, batch[n-1].Offset+1)
-		l.part.queued -= n
-		l.part.inflight += n
+		part.queued -= n
+		part.inflight += n
 		p.queued -= n
 		p.infl += n
 		p.mu.Unlock()
 
-		delivered = p.deliver(l.part, batch)
+		delivered, bounced = p.deliver(part, batch, end, len(held) > 1)
 		if delivered > 0 && p.untracked {
 			p.settled(batch[:delivered])
 		}
@@ -117,14 +149,19 @@ func DeliverBatch(ctx context.Context, s Sink, msgs []*Message) (int, error) {
 // deliver hands a batch of one partition to the sink in order, each
 // message until it is delivered, dead-lettered or dropped. It stops early
 // when the partition is leaving (the rest is the next owner's) and when the
-// partition's context ends. It returns how many messages of the batch (a
-// prefix) are done.
-func (p *pipeline) deliver(part *partition, batch []*Message) int {
+// partition's context ends. end is the offset after the batch's highest.
+// It returns how many messages of the batch (a prefix) are done.
+//
+// A batch of several keys' lanes (multi) is not retried in place: at the
+// first failure deliver stops and reports it bounced, without counting the
+// attempt; the worker puts the rest back in their lanes, and the failing
+// key's lane is taken alone next time, so the failure policy holds up that
+// key only.
+func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi bool) (done int, bounced bool) {
 	ctx := part.ctx
 	p.busy.Add(1)
 	start := time.Now()
-	done := 0
-	if p.batch != nil && len(batch) > 1 && !part.stops(batch[len(batch)-1]) && p.mayDeliver(ctx) {
+	if p.batch != nil && len(batch) > 1 && end <= part.leaveFrom.Load() && p.mayDeliver(ctx) {
 		done = p.deliverBatch(ctx, batch)
 		p.completed.Add(uint64(done))
 	}
@@ -146,7 +183,16 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 		if part.stops(m) || ((i&15 == 0 || p.suspect()) && !p.mayDeliver(ctx)) {
 			break
 		}
-		if !p.deliverOne(ctx, m) {
+		if multi {
+			m.Attempt++
+			if err := p.sink.Deliver(ctx, m); err != nil {
+				m.Attempt--
+				p.errs.Add(1)
+				p.met.deliveryErrors.Inc()
+				bounced = true
+				break
+			}
+		} else if !p.deliverOne(ctx, m) {
 			break
 		}
 		done++
@@ -166,7 +212,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	if done > 0 {
 		p.met.observeDelivery(now.Sub(start), done)
 	}
-	return done
+	return done, bounced
 }
 
 // suspect reports whether the liveness timer has marked the session

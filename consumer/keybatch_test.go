@@ -1,0 +1,83 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/consumer"
+	"github.com/sluicehq/sluice/internal/kafkatest"
+)
+
+// With key ordering a worker fills its batch with several keys' lanes of
+// one partition. When one key's record fails, the batch stops there and its
+// rest goes back to the lanes; the failing key is then retried alone. So a
+// failing key holds up only itself: every other key is delivered, each
+// record once and in its key's order, while the bad key is still failing;
+// and the bad key's records arrive once it recovers, in order too.
+func TestAFailingKeyHoldsUpOnlyItself(t *testing.T) {
+	cl, topics := kafkatest.New(t, 1, "keybatch")
+	topic := topics[0]
+	const keys, per = 200, 5
+	cl.Produce(topic, keys*per, func(i int) ([]byte, []byte) {
+		return []byte(fmt.Sprintf("k%d", i%keys)), []byte(fmt.Sprint(i))
+	})
+	led := newLedger()
+	var mu sync.Mutex
+	failing := true // the bad key fails until the test lets it recover
+	var badTries int
+	others := make(chan struct{})
+	var othersOnce sync.Once
+	sink := consumer.SinkFunc(func(ctx context.Context, m *consumer.Message) error {
+		if string(m.Key) == "k7" {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing {
+				badTries++
+				return errors.New("k7 is down")
+			}
+		}
+		if err := led.Deliver(ctx, m); err != nil {
+			return err
+		}
+		if led.count() == (keys-1)*per {
+			othersOnce.Do(func() { close(others) })
+		}
+		return nil
+	})
+	cfg := baseConfig(cl.Brokers, topic, "g-"+topic)
+	cfg.Ordering = consumer.OrderKey
+	cfg.Workers = 2
+	cfg.RetryInitialBackoff, cfg.RetryMaxBackoff = 20*time.Millisecond, 50*time.Millisecond
+	// After 5 attempts the default policy blocks the lane: k7 keeps it
+	// until it recovers.
+	run(t, newMember(t, cfg, "m", sink))
+
+	select {
+	case <-others:
+	case <-time.After(time.Minute):
+		t.Fatalf("the other keys were held up: %d of %d delivered while k7 failed", led.count(), (keys-1)*per)
+	}
+	mu.Lock()
+	tries := badTries
+	failing = false
+	mu.Unlock()
+	if tries == 0 {
+		t.Fatal("k7 was never tried: the test proves nothing")
+	}
+	led.waitFor(t, keys*per, time.Minute)
+	if d := led.duplicates(); d != 0 {
+		t.Errorf("%d records delivered twice", d)
+	}
+	led.mu.Lock()
+	defer led.mu.Unlock()
+	for k, offs := range led.byKey {
+		if !slices.IsSorted(offs) {
+			t.Errorf("key %s delivered out of order: %v", k, offs)
+		}
+	}
+}
