@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
@@ -172,7 +173,10 @@ func (c *HTTPConfig) Validate() error {
 // timeouts and broken connections are transient. Every request carries an
 // Idempotency-Key header the receiver can use to drop redeliveries: the
 // message's position (source/topic/partition/offset), or for a batch the
-// first and the last message's, joined by "..".
+// first and the last message's, joined by "..", followed, unless the
+// batch's offsets run without a gap, by "#" and the record count and a
+// digest of all the positions (see batchKey): two requests with the same
+// key carry the same records.
 //
 // Safe for concurrent use. Close closes idle connections; Deliver after
 // Close returns ErrClosed.
@@ -270,6 +274,37 @@ func position(m *consumer.Message) string {
 	return m.Source + "/" + m.Topic + "/" + strconv.Itoa(int(m.Partition)) + "/" + strconv.FormatInt(m.Offset, 10)
 }
 
+// batchKey is a chunk's Idempotency-Key: its first and last positions,
+// which name it when its offsets run without a gap in one partition, and
+// otherwise also the count and an FNV-1a digest of every position. With key
+// ordering a batch may hold several keys' records of a partition (and a
+// key's records have gaps between them), so the first and the last alone
+// could name two different chunks, and a receiver dropping the second as a
+// redelivery would lose its records.
+func batchKey(chunk []*consumer.Message) string {
+	first, last := chunk[0], chunk[len(chunk)-1]
+	key := position(first) + ".." + position(last)
+	run := true
+	for i := 1; i < len(chunk) && run; i++ {
+		m := chunk[i]
+		run = m.Offset == chunk[i-1].Offset+1 && m.Partition == first.Partition && m.Topic == first.Topic && m.Source == first.Source
+	}
+	if run {
+		return key
+	}
+	h := fnv.New64a()
+	var b []byte
+	for _, m := range chunk {
+		b = append(b[:0], m.Source...)
+		b = append(b, '/')
+		b = append(b, m.Topic...)
+		b = strconv.AppendInt(append(b, '/'), int64(m.Partition), 10)
+		b = strconv.AppendInt(append(b, '/'), m.Offset, 10)
+		h.Write(append(b, ';'))
+	}
+	return key + "#" + strconv.Itoa(len(chunk)) + "-" + strconv.FormatUint(h.Sum64(), 16)
+}
+
 // DeliverBatch sends msgs as JSON arrays of up to BatchMax messages, in
 // order, and returns how many were accepted.
 func (h *HTTP) DeliverBatch(ctx context.Context, msgs []*consumer.Message) (int, error) {
@@ -294,9 +329,9 @@ func (h *HTTP) DeliverBatch(ctx context.Context, msgs []*consumer.Message) (int,
 		}
 		b = append(b, ']')
 		buf.Write(b)
-		// The key names the first and the last message: a retry of the
-		// same chunk carries the same key, a chunk cut otherwise another.
-		key := position(chunk[0]) + ".." + position(chunk[len(chunk)-1])
+		// A retry of the same chunk carries the same key, a chunk cut
+		// otherwise another.
+		key := batchKey(chunk)
 		if err := h.post(ctx, buf.Bytes(), key, nil); err != nil {
 			return done, err
 		}

@@ -247,6 +247,30 @@ func TestHTTPBatchIdempotencyKey(t *testing.T) {
 	if !slices.Equal(keys, append(slices.Clone(want), want...)) {
 		t.Errorf("idempotency keys %q, want %q twice", keys, want)
 	}
+
+	// Chunks whose offsets have gaps (several keys of a partition, or one
+	// key's records) are named by every position: the same chunk again
+	// gets the same key, another with the same first and last another.
+	r2 := newReceiver(t)
+	s2 := newHTTPSink(t, sinks.HTTPConfig{URL: r2.URL, BatchMax: 10})
+	msg := func(off int64) *consumer.Message {
+		return &consumer.Message{Source: "kafka", Topic: "t", Partition: 1, Offset: off, Value: []byte("v")}
+	}
+	for _, chunk := range [][]*consumer.Message{
+		{msg(5), msg(9), msg(6)}, {msg(5), msg(9), msg(6)}, {msg(5), msg(7), msg(6)}, {msg(5), msg(6)},
+	} {
+		if n, err := s2.DeliverBatch(context.Background(), chunk); n != len(chunk) || err != nil {
+			t.Fatalf("DeliverBatch = %d, %v", n, err)
+		}
+	}
+	keys = keys[:0]
+	for _, q := range r2.got() {
+		keys = append(keys, q.header.Get("Idempotency-Key"))
+	}
+	if len(keys) != 4 || keys[0] != keys[1] || keys[1] == keys[2] || keys[3] != "kafka/t/1/5..kafka/t/1/6" ||
+		!strings.HasPrefix(keys[0], "kafka/t/1/5..kafka/t/1/6#3-") {
+		t.Errorf("idempotency keys %q: want the first two equal (kafka/t/1/5..kafka/t/1/6#3-<digest>), the third another, the fourth without a digest", keys)
+	}
 }
 
 // TestHTTPBodyConfig: the settings refuse what cannot work, naming the
