@@ -37,10 +37,13 @@
 // order, by one worker at a time. Config.Ordering picks the lanes: one per
 // key (OrderKey, the default; records without a key carry no order), one
 // per partition (OrderPartition), or chunks with no order between them
-// (OrderNone). A pool of workers takes a batch from a lane that is ready
-// and delivers it to the Sink: in one call when the sink is a BatchSink,
-// else one message at a time. A failed delivery is retried, dead-lettered
-// or held where it is, as the failure policy decides.
+// (OrderNone, cut into one chunk per worker). A pool of workers takes a
+// batch from a lane that is ready (with key ordering, from the next ready
+// lanes of the same partition too) and delivers it to the Sink: in one
+// call when the sink is a BatchSink, else one message at a time. A failed
+// delivery is retried, dead-lettered or held where it is, as the failure
+// policy decides; a batch of several keys stops at a failure instead, and
+// the failing key is retried alone.
 //
 // # Commits
 //
@@ -71,8 +74,7 @@
 //
 // Each concern has a file of its own:
 //
-//   - consumer.go: Consumer, New, Run, Drain, the commit loop, the pause
-//     trigger.
+//   - consumer.go: Consumer, New, Run, Drain, the pause trigger.
 //   - config.go: Config, Ordering, the source names, validation.
 //   - message.go: Message, Header, Sink, SinkFunc, Pinger.
 //   - intake.go: the seam between the sources and the pipeline, and Admit.
@@ -83,8 +85,10 @@
 //   - lanes.go: lanes, the ready queue, lane reuse.
 //   - pool.go: the workers, delivery to the sink, BatchSink.
 //   - tracker.go: partitions, segments and the done prefix.
-//   - commits.go: commit points, and what a commit gives back to the window.
-//   - rebalance.go: assigning, revoking and removing partitions.
+//   - commits.go: the commit loop, commit points, and what a commit gives
+//     back to the window.
+//   - rebalance.go: assigning, revoking (filling the gaps below the
+//     frontier) and removing partitions.
 //   - retry.go: the failure policy, its errors (Permanent, RetryAfter,
 //     Unavailable) and backoff.
 //   - deadletter.go: the dead-letter destination and its headers.
