@@ -81,3 +81,48 @@ func TestAFailingKeyHoldsUpOnlyItself(t *testing.T) {
 		}
 	}
 }
+
+// A shutdown whose drain runs out (the sink holds its records) still leaves
+// the group in time: the revoke that leaving runs has no worker left to
+// fill the gaps below its frontier, so it must not wait for them. Before,
+// it waited RebalanceTimeout for records nobody would deliver, the leave
+// missed the shutdown deadline, and the next member got the partition only
+// once this one's session expired.
+func TestShutdownPastTheDrainStillLeavesTheGroup(t *testing.T) {
+	cl, topics := kafkatest.New(t, 1, "leave")
+	topic := topics[0]
+	cl.Produce(topic, 200, func(i int) ([]byte, []byte) {
+		return []byte(fmt.Sprintf("k%d", i%50)), []byte(fmt.Sprint(i))
+	})
+	cfg := baseConfig(cl.Brokers, topic, "g-"+topic)
+	cfg.Ordering = consumer.OrderKey
+	cfg.Workers = 2
+	cfg.ShutdownTimeout = 2 * time.Second
+	cfg.RebalanceTimeout = 20 * time.Second
+	cfg.Kafka.SessionTimeout = 45 * time.Second
+	var held sync.Once
+	holding := make(chan struct{})
+	hold := consumer.SinkFunc(func(ctx context.Context, m *consumer.Message) error {
+		if m.Offset%7 == 3 { // a few keys hold; the others are delivered past them
+			held.Do(func() { close(holding) })
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
+	stop := run(t, newMember(t, cfg, "first", hold))
+	select {
+	case <-holding:
+	case <-time.After(time.Minute):
+		t.Fatal("the sink never held a record")
+	}
+	start := time.Now()
+	stop()
+	t.Logf("the first member stopped in %v", time.Since(start).Round(time.Millisecond))
+
+	led := newLedger()
+	run(t, newMember(t, cfg, "second", led))
+	// Had the first member not left, the partition would wait for its
+	// 45 s session.
+	led.waitFor(t, 1, 15*time.Second)
+}

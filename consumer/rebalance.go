@@ -60,6 +60,12 @@ func (p *pipeline) stopDispatch(ctx context.Context, parts []*partition) bool {
 			part.revoking = true
 			part.leaveFrom.Store(min(part.leaveFrom.Load(), p.frontier(part)))
 		}
+		if p.stopped {
+			// No worker is left to fill the gaps (the revoke of a
+			// shutdown, after the drain ran out): drop them all, the
+			// commit stops at the first.
+			part.leaveFrom.Store(math.MinInt64)
+		}
 		p.trimLanes(part)
 	}
 	p.mu.Unlock()
