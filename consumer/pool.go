@@ -123,10 +123,13 @@ func (p *pipeline) settled(done []*Message) {
 // messages at once (one HTTP request, one INSERT). It returns how many of
 // msgs, from the front, are stored; when that is fewer than len(msgs), err
 // says why the next one was not. The pipeline hands it the messages a worker
-// took from one lane (so they keep their order), and after an error it
-// delivers the rest one by one with Deliver, so that a failure is pinned on
-// the message that caused it and retried, dead-lettered or blocked alone. A
-// failed batch is not counted as an attempt of any of its messages.
+// took: from one lane, or with key ordering from several keys' lanes of one
+// partition, each key's messages in their order. After an error it delivers
+// the rest one by one with Deliver, so that a failure is pinned on the
+// message that caused it and retried, dead-lettered or blocked alone (a
+// batch of several keys stops at that message instead, and its key is
+// retried alone). A failed batch is not counted as an attempt of any of its
+// messages.
 type BatchSink interface {
 	DeliverBatch(ctx context.Context, msgs []*Message) (int, error)
 }
