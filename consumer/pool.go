@@ -156,17 +156,26 @@ func DeliverBatch(ctx context.Context, s Sink, msgs []*Message) (int, error) {
 // It returns how many messages of the batch (a prefix) are done.
 //
 // A batch of several keys' lanes (multi) is not retried in place: at the
-// first failure deliver stops and reports it bounced, without counting the
-// attempt; the worker puts the rest back in their lanes, and the failing
-// key's lane is taken alone next time, so the failure policy holds up that
-// key only.
+// first failure deliver stops and reports it bounced; the worker puts the
+// rest back in their lanes, and the failing key's lane is taken alone next
+// time. The failed attempt counts, and the failure policy decides on it
+// then (Message.bounced), so it holds up that key only, and the message is
+// tried no more often than it would have been alone.
 func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi bool) (done int, bounced bool) {
 	ctx := part.ctx
 	p.busy.Add(1)
 	start := time.Now()
-	if p.batch != nil && len(batch) > 1 && end <= part.leaveFrom.Load() && p.mayDeliver(ctx) {
-		done = p.deliverBatch(ctx, batch)
+	if p.batch != nil && len(batch) > 1 && batch[0].bounced == nil && end <= part.leaveFrom.Load() && p.mayDeliver(ctx) {
+		var err error
+		done, err = p.deliverBatch(ctx, batch)
 		p.completed.Add(uint64(done))
+		if multi && done < len(batch) {
+			// Pinned on batch[done]: its attempt, decided on when its
+			// key is tried alone (see Message.bounced).
+			m := batch[done]
+			m.Attempt++
+			m.bounced, bounced = err, true
+		}
 	}
 	// Completions are counted in groups so that workers do not all write
 	// one shared counter for every record, and often enough for the
@@ -179,6 +188,9 @@ func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi b
 	counted := done
 	mark := start
 	for i, m := range batch[done:] {
+		if bounced {
+			break
+		}
 		// The fence: the clock is read before the first record, every
 		// 16th after it, and whenever the liveness timer has marked the
 		// session suspect (a clock reading per record would cost several
@@ -186,13 +198,10 @@ func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi b
 		if part.stops(m) || ((i&15 == 0 || p.suspect()) && !p.mayDeliver(ctx)) {
 			break
 		}
-		if multi {
+		if multi && m.bounced == nil {
 			m.Attempt++
 			if err := p.sink.Deliver(ctx, m); err != nil {
-				m.Attempt--
-				p.errs.Add(1)
-				p.met.deliveryErrors.Inc()
-				bounced = true
+				m.bounced, bounced = err, true
 				break
 			}
 		} else if !p.deliverOne(ctx, m) {
@@ -237,6 +246,12 @@ func (p *pipeline) mayDeliver(ctx context.Context) bool {
 // commits stop, the window fills and pauses intake; nothing is lost) or
 // dropping, as configured. ctx is the partition's.
 func (p *pipeline) deliverOne(ctx context.Context, m *Message) bool {
+	if err := m.bounced; err != nil {
+		// Its last attempt failed in a batch of several keys: the
+		// failure policy decides on it now, as it would have then.
+		m.bounced = nil
+		return p.retry(ctx, m, err)
+	}
 	m.Attempt++
 	err := p.sink.Deliver(ctx, m)
 	if err == nil {
@@ -248,13 +263,13 @@ func (p *pipeline) deliverOne(ctx context.Context, m *Message) bool {
 // deliverBatch offers the whole batch to a BatchSink and returns how many
 // messages, from the front, it stored. Those it did not store get their
 // attempt back: deliverOne tries them one by one.
-func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) int {
+func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) (int, error) {
 	for _, m := range batch {
 		m.Attempt++
 	}
 	n, err := p.batch.DeliverBatch(ctx, batch)
 	if n >= len(batch) {
-		return len(batch)
+		return len(batch), nil
 	}
 	p.errs.Add(1)
 	p.met.deliveryErrors.Inc()
@@ -263,7 +278,7 @@ func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) int {
 	}
 	p.log.Debug("batch delivery failed, delivering one by one", "topic", batch[n].Topic,
 		"partition", batch[n].Partition, "offset", batch[n].Offset, "messages", len(batch)-n, errAttr(err))
-	return n
+	return n, err
 }
 
 // stop ends the workers: those inside the sink see their context cancelled.
