@@ -237,6 +237,10 @@ func (c *Consumer) evaluateFlow() {
 	}
 	if len(resume) > 0 {
 		c.src.resume(resume)
+		// A source that waits for room while paused (JetStream, a share
+		// group, core NATS) may have woken at the release that led here
+		// and, still paused, gone back to waiting: wake it again.
+		c.win.wake()
 		c.resumes.Add(uint64(len(resume)))
 		c.met.resumes.Add(float64(len(resume)))
 		names := make([]string, len(resume))

@@ -62,9 +62,14 @@ func (w *Window) Release(n int, b int64) {
 	}
 	w.records.Add(-int64(n))
 	w.bytes.Add(-b)
-	// A token, not a closed channel: nothing is allocated per release. If
-	// a token is there already, nobody has taken the last one and this
-	// release is covered by it.
+	w.wake()
+}
+
+// wake signals Changed's channel without a release: after a resume, so
+// that a source waiting for room while paused looks again. A token, not a
+// closed channel: nothing is allocated. If a token is there already, nobody
+// has taken the last one and this signal is covered by it.
+func (w *Window) wake() {
 	select {
 	case w.room <- struct{}{}:
 	default:
