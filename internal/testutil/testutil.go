@@ -13,6 +13,7 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -47,15 +48,33 @@ func (s *SyncBuffer) Bytes() []byte {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listened on a
-// moment ago (another process may take it before the caller does).
+// moment ago (another process may take it before the caller does). It never
+// returns a port it returned before in this process: the kernel hands a
+// port that was just let go out again, and two children started with ports
+// from two calls made before either listened could otherwise be given the
+// same one (seen: two services' HTTP and admin listeners).
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handed[port] {
+			handed[port] = true
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("testutil: no port this process was not given before, in 100 tries")
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // FreeAddr is FreePort as 127.0.0.1:<port>, failing t when there is none.
 func FreeAddr(t testing.TB) string {

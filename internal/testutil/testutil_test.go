@@ -31,3 +31,19 @@ func TestFreeAddrCanBeListenedOn(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// FreePort never hands out a port twice in one process, though the kernel
+// gives a just-closed port out again.
+func TestFreePortIsUniqueInTheProcess(t *testing.T) {
+	seen := map[int]bool{}
+	for range 300 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
