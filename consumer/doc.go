@@ -38,12 +38,10 @@
 // key (OrderKey, the default; records without a key carry no order), one
 // per partition (OrderPartition), or chunks with no order between them
 // (OrderNone, cut into one chunk per worker). A pool of workers takes a
-// batch from a lane that is ready (with key ordering, from the next ready
-// lanes of the same partition too) and delivers it to the Sink: in one
-// call when the sink is a BatchSink, else one message at a time. A failed
+// batch from a lane that is ready and delivers it to the Sink: in one call
+// when the sink is a BatchSink, else one message at a time. A failed
 // delivery is retried, dead-lettered or held where it is, as the failure
-// policy decides; a batch of several keys stops at a failure instead, and
-// the failing key is retried alone.
+// policy decides; what a worker did not deliver goes back to its lane.
 //
 // # Commits
 //

@@ -14,10 +14,6 @@ type lane struct {
 	head   int
 	active bool // a worker is delivering a batch from it
 	ready  bool // it is on the ready queue
-	// solo: a batch that held this lane with other keys' lanes failed on
-	// one of its messages; the next worker takes it alone, so the failure
-	// policy (retries, dead letters, blocking) applies to this key only.
-	solo bool
 }
 
 func (l *lane) pending() int { return len(l.q) - l.head }
@@ -151,23 +147,6 @@ func (p *pipeline) popFront() *lane {
 		clear(p.ready[n:])
 		p.ready, p.readyAt = p.ready[:n], 0
 	}
-	return l
-}
-
-// nextKeyLane pops the next ready lane if it is another key's lane of part
-// that may join a worker's batch: part is not being revoked nor waiting
-// for an earlier assignment, and the lane is not solo. Called with the
-// lock held.
-func (p *pipeline) nextKeyLane(part *partition) *lane {
-	if p.readyAt >= len(p.ready) || part.revoking || part.pred != nil {
-		return nil
-	}
-	l := p.ready[p.readyAt]
-	if !l.keyed || l.part != part || l.solo {
-		return nil
-	}
-	p.popFront()
-	l.ready = false
 	return l
 }
 

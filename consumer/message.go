@@ -55,10 +55,6 @@ type Message struct {
 	// dropped: given up without reaching a dead-letter destination (the
 	// drop policy), as opposed to dead-lettered.
 	dropped bool
-	// bounced is the error of an attempt that failed in a worker's batch
-	// of several keys, not yet decided on: the failure policy takes it up
-	// when the message's key is tried alone (pipeline.deliverOne).
-	bounced error
 }
 
 // Header is one record header.

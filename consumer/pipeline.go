@@ -252,13 +252,11 @@ func (p *pipeline) admitKeyed(part *partition, msgs []*Message, tracked bool) {
 }
 
 // finish marks the delivered prefix of a worker's batch done, puts the
-// rest back at the front of the lanes it came from (a revoke then drops
-// what the partition no longer delivers, see trimLane), and puts each lane
-// back in line if it has more. bounced says the batch, of several lanes,
-// stopped at a failure: the lane of the message that failed goes solo.
-// Called with the lock held.
-func (p *pipeline) finish(held []heldLane, batch []*Message, delivered int, bounced bool) {
-	part := held[0].l.part
+// rest back at the front of the lane (a revoke then drops what the
+// partition no longer delivers, see trimLane), and puts the lane back in
+// line if it has more. Called with the lock held.
+func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
+	part := l.part
 	part.inflight -= len(batch)
 	p.infl -= len(batch)
 	if part.gone && part.inflight == 0 {
@@ -280,36 +278,30 @@ func (p *pipeline) finish(held []heldLane, batch []*Message, delivered int, boun
 		}
 	}
 	p.release(batch[:delivered])
-	for _, h := range held {
-		l := h.l
-		l.active = false
-		if rest := batch[min(max(h.from, delivered), h.to):h.to]; len(rest) > 0 {
-			l.unshift(rest)
-			part.queued += len(rest)
-			p.queued += len(rest)
-			l.solo = l.solo || (bounced && delivered >= h.from)
-		} else {
-			l.solo = false
+	l.active = false
+	if rest := batch[delivered:]; len(rest) > 0 {
+		l.unshift(rest)
+		part.queued += len(rest)
+		p.queued += len(rest)
+	}
+	if part.revoking {
+		p.trimLane(l)
+	}
+	switch {
+	case part.revoking && l.pending() == 0:
+		p.dropLane(l)
+	case l.pending() > 0:
+		p.pushReady(l)
+	case l.keyed:
+		// Idle, it stays in the map for the key's next message (see
+		// admitKeyed), with a small queue array.
+		l.reset()
+		if cap(l.q) > maxIdleLaneCap {
+			l.release()
 		}
-		if part.revoking {
-			p.trimLane(l)
-		}
-		switch {
-		case part.revoking && l.pending() == 0:
-			p.dropLane(l)
-		case l.pending() > 0:
-			p.pushReady(l)
-		case l.keyed:
-			// Idle, it stays in the map for the key's next message (see
-			// admitKeyed), with a small queue array.
-			l.reset()
-			if cap(l.q) > maxIdleLaneCap {
-				l.release()
-			}
-		default:
-			l.reset()
-			p.freeLane(l)
-		}
+	default:
+		l.reset()
+		p.freeLane(l)
 	}
 	p.quiet.Broadcast()
 	if p.relRecs >= p.kickAt {

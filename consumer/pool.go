@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"math"
 	"time"
 )
 
@@ -32,31 +31,17 @@ func (p *pipeline) size() int {
 	return p.target
 }
 
-// heldLane is a lane a worker holds, and the part of the worker's batch
-// that came from it (batch[from:to]).
-type heldLane struct {
-	l        *lane
-	from, to int
-}
-
 // worker takes a batch from a ready lane, delivers it, and marks it done.
-// With key ordering it fills the batch with the next ready lanes of the
-// same partition too (other keys'), so that a partition whose keys have a
-// message or two each is not delivered one lock round and one sink call a
-// message; each key's messages stay in order, and each lane is held by
-// this worker alone, so no key is delivered twice at once.
 func (p *pipeline) worker() {
 	defer p.wg.Done()
 	p.mu.Lock()
-	var held []heldLane
+	var held *lane
 	batch := make([]*Message, 0, p.batchMax) // the worker's own, reused
 	var delivered int
-	var bounced bool
 	for {
-		if len(held) > 0 {
-			p.finish(held, batch, delivered, bounced)
-			clear(held)
-			held = held[:0]
+		if held != nil {
+			p.finish(held, batch, delivered)
+			held = nil
 			clear(batch)
 			batch = batch[:0]
 		}
@@ -70,34 +55,18 @@ func (p *pipeline) worker() {
 			p.work.Wait()
 			continue
 		}
-		part := l.part
 		batch = l.take(batch, p.batchMax)
-		held = append(held, heldLane{l, 0, len(batch)})
-		if l.keyed && !l.solo {
-			for len(batch) < p.batchMax {
-				next := p.nextKeyLane(part)
-				if next == nil {
-					break
-				}
-				from := len(batch)
-				batch = next.take(batch, p.batchMax-from)
-				held = append(held, heldLane{next, from, len(batch)})
-			}
-		}
-		end := int64(math.MinInt64) // after the highest offset taken
-		for _, h := range held {
-			h.l.active = true
-			end = max(end, batch[h.to-1].Offset+1)
-		}
-		part.takenEnd = max(part.takenEnd, end)
+		l.active = true
+		held = l
 		n := len(batch)
-		part.queued -= n
-		part.inflight += n
+		l.part.takenEnd = max(l.part.takenEnd, batch[n-1].Offset+1)
+		l.part.queued -= n
+		l.part.inflight += n
 		p.queued -= n
 		p.infl += n
 		p.mu.Unlock()
 
-		delivered, bounced = p.deliver(part, batch, end, len(held) > 1)
+		delivered = p.deliver(l.part, batch)
 		if delivered > 0 && p.untracked {
 			p.settled(batch[:delivered])
 		}
@@ -123,13 +92,10 @@ func (p *pipeline) settled(done []*Message) {
 // messages at once (one HTTP request, one INSERT). It returns how many of
 // msgs, from the front, are stored; when that is fewer than len(msgs), err
 // says why the next one was not. The pipeline hands it the messages a worker
-// took: from one lane, or with key ordering from several keys' lanes of one
-// partition, each key's messages in their order. After an error it delivers
-// the rest one by one with Deliver, so that a failure is pinned on the
-// message that caused it and retried, dead-lettered or blocked alone (a
-// batch of several keys stops at that message instead, and its key is
-// retried alone). A failed batch is not counted as an attempt of any of its
-// messages.
+// took from one lane (so they keep their order), and after an error it
+// delivers the rest one by one with Deliver, so that a failure is pinned on
+// the message that caused it and retried, dead-lettered or blocked alone. A
+// failed batch is not counted as an attempt of any of its messages.
 type BatchSink interface {
 	DeliverBatch(ctx context.Context, msgs []*Message) (int, error)
 }
@@ -152,30 +118,16 @@ func DeliverBatch(ctx context.Context, s Sink, msgs []*Message) (int, error) {
 // deliver hands a batch of one partition to the sink in order, each
 // message until it is delivered, dead-lettered or dropped. It stops early
 // when the partition is leaving (the rest is the next owner's) and when the
-// partition's context ends. end is the offset after the batch's highest.
-// It returns how many messages of the batch (a prefix) are done.
-//
-// A batch of several keys' lanes (multi) is not retried in place: at the
-// first failure deliver stops and reports it bounced; the worker puts the
-// rest back in their lanes, and the failing key's lane is taken alone next
-// time. The failed attempt counts, and the failure policy decides on it
-// then (Message.bounced), so it holds up that key only, and the message is
-// tried no more often than it would have been alone.
-func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi bool) (done int, bounced bool) {
+// partition's context ends. It returns how many messages of the batch (a
+// prefix) are done.
+func (p *pipeline) deliver(part *partition, batch []*Message) int {
 	ctx := part.ctx
 	p.busy.Add(1)
 	start := time.Now()
-	if p.batch != nil && len(batch) > 1 && batch[0].bounced == nil && end <= part.leaveFrom.Load() && p.mayDeliver(ctx) {
-		var err error
-		done, err = p.deliverBatch(ctx, batch)
+	done := 0
+	if p.batch != nil && len(batch) > 1 && !part.stops(batch[len(batch)-1]) && p.mayDeliver(ctx) {
+		done = p.deliverBatch(ctx, batch)
 		p.completed.Add(uint64(done))
-		if multi && done < len(batch) {
-			// Pinned on batch[done]: its attempt, decided on when its
-			// key is tried alone (see Message.bounced).
-			m := batch[done]
-			m.Attempt++
-			m.bounced, bounced = err, true
-		}
 	}
 	// Completions are counted in groups so that workers do not all write
 	// one shared counter for every record, and often enough for the
@@ -188,9 +140,6 @@ func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi b
 	counted := done
 	mark := start
 	for i, m := range batch[done:] {
-		if bounced {
-			break
-		}
 		// The fence: the clock is read before the first record, every
 		// 16th after it, and whenever the liveness timer has marked the
 		// session suspect (a clock reading per record would cost several
@@ -198,13 +147,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi b
 		if part.stops(m) || ((i&15 == 0 || p.suspect()) && !p.mayDeliver(ctx)) {
 			break
 		}
-		if multi && m.bounced == nil {
-			m.Attempt++
-			if err := p.sink.Deliver(ctx, m); err != nil {
-				m.bounced, bounced = err, true
-				break
-			}
-		} else if !p.deliverOne(ctx, m) {
+		if !p.deliverOne(ctx, m) {
 			break
 		}
 		done++
@@ -224,7 +167,7 @@ func (p *pipeline) deliver(part *partition, batch []*Message, end int64, multi b
 	if done > 0 {
 		p.met.observeDelivery(now.Sub(start), done)
 	}
-	return done, bounced
+	return done
 }
 
 // suspect reports whether the liveness timer has marked the session
@@ -246,12 +189,6 @@ func (p *pipeline) mayDeliver(ctx context.Context) bool {
 // commits stop, the window fills and pauses intake; nothing is lost) or
 // dropping, as configured. ctx is the partition's.
 func (p *pipeline) deliverOne(ctx context.Context, m *Message) bool {
-	if err := m.bounced; err != nil {
-		// Its last attempt failed in a batch of several keys: the
-		// failure policy decides on it now, as it would have then.
-		m.bounced = nil
-		return p.retry(ctx, m, err)
-	}
 	m.Attempt++
 	err := p.sink.Deliver(ctx, m)
 	if err == nil {
@@ -263,13 +200,13 @@ func (p *pipeline) deliverOne(ctx context.Context, m *Message) bool {
 // deliverBatch offers the whole batch to a BatchSink and returns how many
 // messages, from the front, it stored. Those it did not store get their
 // attempt back: deliverOne tries them one by one.
-func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) (int, error) {
+func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) int {
 	for _, m := range batch {
 		m.Attempt++
 	}
 	n, err := p.batch.DeliverBatch(ctx, batch)
 	if n >= len(batch) {
-		return len(batch), nil
+		return len(batch)
 	}
 	p.errs.Add(1)
 	p.met.deliveryErrors.Inc()
@@ -278,7 +215,7 @@ func (p *pipeline) deliverBatch(ctx context.Context, batch []*Message) (int, err
 	}
 	p.log.Debug("batch delivery failed, delivering one by one", "topic", batch[n].Topic,
 		"partition", batch[n].Partition, "offset", batch[n].Offset, "messages", len(batch)-n, errAttr(err))
-	return n, err
+	return n
 }
 
 // stop ends the workers: those inside the sink see their context cancelled.

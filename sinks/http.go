@@ -276,11 +276,11 @@ func position(m *consumer.Message) string {
 
 // batchKey is a chunk's Idempotency-Key: its first and last positions,
 // which name it when its offsets run without a gap in one partition, and
-// otherwise also the count and an FNV-1a digest of every position. With key
-// ordering a batch may hold several keys' records of a partition (and a
-// key's records have gaps between them), so the first and the last alone
-// could name two different chunks, and a receiver dropping the second as a
-// redelivery would lose its records.
+// otherwise also the count and an FNV-1a digest of every position: when
+// the offsets have gaps (a key's records, the records without a key of a
+// key-ordered partition, a compacted topic), the first and the last alone
+// need not say which records lie between them, and a receiver dropping a
+// chunk as a redelivery must not drop one that holds others.
 func batchKey(chunk []*consumer.Message) string {
 	first, last := chunk[0], chunk[len(chunk)-1]
 	key := position(first) + ".." + position(last)

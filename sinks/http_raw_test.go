@@ -248,9 +248,9 @@ func TestHTTPBatchIdempotencyKey(t *testing.T) {
 		t.Errorf("idempotency keys %q, want %q twice", keys, want)
 	}
 
-	// Chunks whose offsets have gaps (several keys of a partition, or one
-	// key's records) are named by every position: the same chunk again
-	// gets the same key, another with the same first and last another.
+	// Chunks whose offsets have gaps (one key's records) are named by
+	// every position: the same chunk again gets the same key, another
+	// with the same first and last another.
 	r2 := newReceiver(t)
 	s2 := newHTTPSink(t, sinks.HTTPConfig{URL: r2.URL, BatchMax: 10})
 	msg := func(off int64) *consumer.Message {

@@ -13,12 +13,12 @@ import (
 	"github.com/sluicehq/sluice/internal/kafkatest"
 )
 
-// With key ordering a worker fills its batch with several keys' lanes of
-// one partition. When one key's record fails, the batch stops there and its
-// rest goes back to the lanes; the failing key is then retried alone. So a
-// failing key holds up only itself: every other key is delivered, each
-// record once and in its key's order, while the bad key is still failing;
-// and the bad key's records arrive once it recovers, in order too.
+// With key ordering a failing key holds up only itself: every other key
+// is delivered, each record once and in its key's order, while the bad
+// key is still failing (its lane blocked by the default policy); and the
+// bad key's records arrive once it recovers, in order too. A worker that
+// batched several keys and retried in place would fail this (seen: 775 of
+// 995 other records delivered while one key failed).
 func TestAFailingKeyHoldsUpOnlyItself(t *testing.T) {
 	cl, topics := kafkatest.New(t, 1, "keybatch")
 	topic := topics[0]
@@ -84,10 +84,11 @@ func TestAFailingKeyHoldsUpOnlyItself(t *testing.T) {
 
 // A shutdown whose drain runs out (the sink holds its records) still leaves
 // the group in time: the revoke that leaving runs has no worker left to
-// fill the gaps below its frontier, so it must not wait for them. Before,
-// it waited RebalanceTimeout for records nobody would deliver, the leave
-// missed the shutdown deadline, and the next member got the partition only
-// once this one's session expired.
+// fill the gaps below its frontier (the undelivered rest of a batch goes
+// back to its lane), so it must not wait for them. Before, it waited
+// RebalanceTimeout for records nobody would deliver, the leave missed the
+// shutdown deadline, and the next member got the partition only once this
+// one's session expired.
 func TestShutdownPastTheDrainStillLeavesTheGroup(t *testing.T) {
 	cl, topics := kafkatest.New(t, 1, "leave")
 	topic := topics[0]
