@@ -108,6 +108,11 @@ running() {
 	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == prometheus ]]
 }
 
+# alive: the process exists and has not exited (a zombie's state is Z).
+alive() {
+	kill -0 "$1" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
 # ready: GET /-/ready answers 200 (bash's /dev/tcp: no curl needed on a bare machine).
 ready() {
 	local status
@@ -159,10 +164,15 @@ start() {
 		--web.enable-lifecycle \
 		--log.level=warn \
 		</dev/null >"$dir/prometheus.log" 2>&1) &
-	echo $! >"$dir/prometheus.pid"
+	local pid=$!
+	echo "$pid" >"$dir/prometheus.pid"
 	local deadline=$((SECONDS + READY_TIMEOUT))
 	until ready "$port"; do
-		if ! running "$dir"; then
+		# Our own child: alive unless it exited (a zombie until reaped). Not
+		# running(): until the subshell has exec'd, its comm is not yet
+		# "prometheus", and a loaded machine caught it there ("exited at
+		# start" with an empty log).
+		if ! alive "$pid"; then
 			tail -n 20 "$dir/prometheus.log" >&2 || true
 			rm -f "$dir/prometheus.pid"
 			skip "prometheus exited at start (log above, $dir/prometheus.log)"
