@@ -84,10 +84,13 @@ func newMessages(n int) []*Message {
 // holds it last (see above).
 func releaseMessages(msgs []*Message) {
 	for _, m := range msgs {
-		b := m.blk
-		if b == nil {
-			continue
-		}
+		releaseMessage(m)
+	}
+}
+
+// releaseMessage hands one message back to its block (see releaseMessages).
+func releaseMessage(m *Message) {
+	if b := m.blk; b != nil {
 		b.live--
 		if b.live == 0 {
 			blocks.put(b.class, b)

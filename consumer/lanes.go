@@ -56,12 +56,7 @@ func (l *lane) unshift(msgs []*Message) {
 		return
 	}
 	rest := l.q[l.head:]
-	c := ceilClass(max(8, 2*(len(msgs)+len(rest))))
-	q, ok := laneArrays.get(c)
-	if !ok {
-		q = make([]*Message, 0, 1<<c)
-	}
-	q = append(append(q[:0], msgs...), rest...)
+	q := append(append(laneArray(len(msgs)+len(rest)), msgs...), rest...)
 	l.release()
 	l.q = q
 }
@@ -75,14 +70,19 @@ var laneArrays = classPool[[]*Message]{unit: 1}
 // grow moves the pending messages to an array for at least n (from
 // laneArrays when it has one) and gives the old array back.
 func (l *lane) grow(n int) {
-	c := ceilClass(max(8, 2*(n-l.head)))
-	q, ok := laneArrays.get(c)
-	if !ok {
-		q = make([]*Message, 0, 1<<c)
-	}
-	q = append(q[:0], l.q[l.head:]...)
+	q := append(laneArray(n-l.head), l.q[l.head:]...)
 	l.release()
 	l.q, l.head = q, 0
+}
+
+// laneArray returns an empty queue array with room for twice n (at least
+// 8), from laneArrays when it has one.
+func laneArray(n int) []*Message {
+	c := ceilClass(max(8, 2*n))
+	if q, ok := laneArrays.get(c); ok {
+		return q[:0]
+	}
+	return make([]*Message, 0, 1<<c)
 }
 
 // release gives the queue array back to laneArrays (cleared) and leaves

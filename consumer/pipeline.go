@@ -197,14 +197,14 @@ func (p *pipeline) admitChunks(part *partition, msgs []*Message, tracked bool) {
 	for i := 0; i < len(msgs); i += per {
 		chunk := msgs[i:min(i+per, len(msgs))]
 		if tracked {
+			// One walk: the chunk's segment is the next one tracked.
+			seq := part.nextSeq
 			var bytes int64
 			for _, m := range chunk {
 				bytes += m.size
-			}
-			seq := part.track(chunk[0].Offset, chunk[len(chunk)-1].Offset+1, len(chunk), bytes)
-			for _, m := range chunk {
 				m.seq = seq
 			}
+			part.track(chunk[0].Offset, chunk[len(chunk)-1].Offset+1, len(chunk), bytes)
 		}
 		l := p.newLane(part)
 		l.push(chunk...)

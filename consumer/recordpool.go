@@ -160,8 +160,8 @@ func (p *pipeline) release(msgs []*Message) {
 			p.spent = append(p.spent, m.rec)
 			m.rec = nil
 		}
+		releaseMessage(m)
 	}
-	releaseMessages(msgs)
 }
 
 // takeSpent swaps out the records released since the last call, to be
