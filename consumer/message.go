@@ -37,6 +37,7 @@ type Message struct {
 	seq   int64      // position in that partition's tracker
 	size  int64      // bytes counted in the window
 	epoch int32      // Kafka leader epoch, for the commit
+	idx   int32      // index in its keyed segment (key ordering)
 	// charged is the failed attempts the failure policy has counted
 	// against the message (see failureState.attempts), carried across a
 	// JetStream redelivery this process asked for.

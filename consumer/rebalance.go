@@ -126,7 +126,7 @@ func (p *pipeline) remove(parts []*partition) {
 		recs += part.heldRecords
 		bytes += part.heldBytes
 		part.heldRecords, part.heldBytes = 0, 0
-		part.segs = nil
+		part.forget()
 		if p.parts[part.topicPartition] == part {
 			delete(p.parts, part.topicPartition)
 		}

@@ -16,20 +16,33 @@ type topicPartition struct {
 }
 
 // segment is the tracker's record of a run of admitted messages of one
-// partition that one lane delivers in order: a chunk (no ordering), one
-// admission's messages in the partition's lane (partition ordering), or a
-// single message (key ordering). Because its lane delivers it in order, the
-// done messages of a segment are always a prefix of it, so counting them
-// says which they are: completion costs O(1) a run, not a store per
-// message.
+// partition: a chunk (no ordering) or one admission's messages in the
+// partition's lane (partition ordering), which one lane delivers in order,
+// or one admission's keyed messages (key ordering), which their keys' lanes
+// deliver in any order. Its done count is the length of its done prefix:
+// for an in-order segment every done message is in it, so counting them
+// says which they are (completion costs O(1) a run, not a store per
+// message); a keyed segment marks each message done in marks and moves its
+// prefix over the marked ones, each message once.
 type segment struct {
-	count, done, counted int32 // messages; of those done; of those counted into the released share
-	doneEpoch            int32 // leader epoch of the last done message
+	count, done, counted int32 // messages; of those, the done prefix; of that, counted into the released share
+	doneEpoch            int32 // leader epoch of the last done message (of every message, when marked)
 	doneEnd              int64 // offset after the last done message
 	bytes                int64 // of all its messages
 	doneBytes            int64
 	countedBytes         int64
+	first                int64  // offset of the first message, when marked
+	marks                []mark // one a message, for a keyed segment; nil for an in-order one
 }
+
+// mark is one message of a keyed segment: its size in the window,
+// complemented (negative) once it is done, and its offset from the
+// segment's first.
+type mark struct{ size, delta int32 }
+
+// markArrays keeps keyed segments' mark arrays for reuse, up to twice the
+// window's record budget (newPipeline sets it).
+var markArrays = classPool[[]mark]{unit: 1}
 
 // partition is the pipeline's state for one assigned partition: the tracker
 // (admitted offsets in order, which of them are done), its share of the
@@ -125,31 +138,77 @@ func newPartition(tp topicPartition) *partition {
 // stops reports whether m is past what this member still delivers.
 func (p *partition) stops(m *Message) bool { return m.Offset >= p.leaveFrom.Load() }
 
-// track appends a segment of n messages from offset first to end
+// track appends an in-order segment of n messages from offset first to end
 // (exclusive), of bytes in all, and returns its sequence number.
 func (p *partition) track(first, end int64, n int, bytes int64) int64 {
+	p.segs = p.appendSeg(segment{count: int32(n), bytes: bytes})
+	p.admitted(first, end, n, bytes)
+	return p.nextSeq - 1
+}
+
+// trackKeyed appends an empty keyed segment for up to n messages, whose
+// leader epoch is epoch and first offset first, and returns its sequence
+// number; mark adds the messages.
+func (p *partition) trackKeyed(first int64, epoch int32, n int) int64 {
+	marks, ok := markArrays.get(ceilClass(n))
+	if !ok {
+		marks = make([]mark, 0, 1<<ceilClass(n))
+	}
+	p.segs = p.appendSeg(segment{doneEpoch: epoch, doneEnd: first, first: first, marks: marks[:0]})
+	return p.nextSeq - 1
+}
+
+// fitsKeyed reports whether a message of offset and size (and leader epoch)
+// can join the keyed segment seq, the last one: a mark holds 31 bits of
+// size and of distance from the segment's first offset.
+func (p *partition) fitsKeyed(seq, offset, size int64, epoch int32) bool {
+	i := int(seq - p.base)
+	if i < p.head || i != len(p.segs)-1 {
+		return false
+	}
+	s := &p.segs[i]
+	return s.marks != nil && s.doneEpoch == epoch && offset >= s.first &&
+		offset-s.first <= math.MaxInt32 && size <= math.MaxInt32
+}
+
+// addKeyed adds a message of offset and size to the keyed segment seq (the
+// last one, see fitsKeyed) and returns its index there.
+func (p *partition) addKeyed(seq, offset, size int64) int32 {
+	s := &p.segs[seq-p.base]
+	s.marks = append(s.marks, mark{size: int32(size), delta: int32(offset - s.first)})
+	s.count++
+	s.bytes += size
+	p.admitted(offset, offset+1, 1, size)
+	return s.count - 1
+}
+
+// appendSeg appends s to the segments, doubling their array when full:
+// append grows a large slice by a quarter, and a tracker that fills to a
+// window's share that way allocates five times its final size.
+func (p *partition) appendSeg(s segment) []segment {
 	if len(p.segs) == cap(p.segs) {
-		// Double: append grows a large slice by a quarter, and a tracker
-		// that fills to a window's share that way allocates five times
-		// its final size.
 		p.segs = slices.Grow(p.segs, max(len(p.segs), 64))
 	}
-	p.segs = append(p.segs, segment{count: int32(n), bytes: bytes})
-	seq := p.nextSeq
 	p.nextSeq++
+	return append(p.segs, s)
+}
+
+// admitted counts n messages up to offset end (exclusive), of bytes in
+// all, as held by this partition.
+func (p *partition) admitted(first, end int64, n int, bytes int64) {
 	if p.firstSeen < 0 {
 		p.firstSeen = first
 	}
 	p.fetched = end
 	p.heldRecords += int64(n)
 	p.heldBytes += bytes
-	return seq
 }
 
-// markDone records that the next n messages of segment seq were delivered
-// (bytes in all; end is the offset after the last of them, epoch its
-// leader epoch), and advances the contiguous done prefix as far as it now
-// reaches. It returns the number of records the prefix advanced by.
+// markDone records that the next n messages of the in-order segment seq
+// were delivered (bytes in all; end is the offset after the last of them,
+// epoch its leader epoch), and advances the contiguous done prefix as far
+// as it now reaches. It returns the number of records the prefix advanced
+// by.
 func (p *partition) markDone(seq int64, n int, bytes, end int64, epoch int32) int {
 	i := int(seq - p.base)
 	if i < p.head || i >= len(p.segs) {
@@ -159,6 +218,37 @@ func (p *partition) markDone(seq int64, n int, bytes, end int64, epoch int32) in
 	s.done += int32(n)
 	s.doneBytes += bytes
 	s.doneEnd, s.doneEpoch = end, epoch
+	return p.advance(i)
+}
+
+// markKeyed records that message idx of the keyed segment seq was
+// delivered, moves the segment's done prefix over the done messages that
+// now follow it, and the partition's as far as it reaches. It returns the
+// number of records the partition's prefix advanced by.
+func (p *partition) markKeyed(seq int64, idx int32) int {
+	i := int(seq - p.base)
+	if i < p.head || i >= len(p.segs) {
+		return 0
+	}
+	s := &p.segs[i]
+	s.marks[idx].size = ^s.marks[idx].size
+	if idx != s.done {
+		return 0 // a gap before it: the prefix stops there
+	}
+	for s.done < s.count && s.marks[s.done].size < 0 {
+		m := s.marks[s.done]
+		s.doneBytes += int64(^m.size)
+		s.doneEnd = s.first + int64(m.delta) + 1
+		s.done++
+	}
+	return p.advance(i)
+}
+
+// advance moves the partition's done prefix when segment i (just marked)
+// is the first not yet passed: over the done prefixes of the segments from
+// there, through each whole one into the next. It returns the number of
+// records it moved by.
+func (p *partition) advance(i int) int {
 	if i != p.head {
 		return 0
 	}
@@ -176,10 +266,28 @@ func (p *partition) markDone(seq int64, n int, bytes, end int64, epoch int32) in
 		if s.done < s.count {
 			break
 		}
+		s.releaseMarks()
 		p.head++
 	}
 	p.compact()
 	return moved
+}
+
+// releaseMarks gives a keyed segment's mark array back to markArrays.
+func (s *segment) releaseMarks() {
+	if s.marks != nil {
+		markArrays.put(floorClass(cap(s.marks)), s.marks[:0])
+		s.marks = nil
+	}
+}
+
+// forget drops the tracker's segments (the partition is gone), giving
+// their mark arrays back.
+func (p *partition) forget() {
+	for i := p.head; i < len(p.segs); i++ {
+		p.segs[i].releaseMarks()
+	}
+	p.segs, p.head = nil, 0
 }
 
 // compact drops popped segments once they are the larger part of the
@@ -194,6 +302,7 @@ func (p *partition) compact() {
 	}
 	if p.head >= 1024 && p.head*2 >= len(p.segs) {
 		n := copy(p.segs, p.segs[p.head:])
+		clear(p.segs[n:])
 		p.segs = p.segs[:n]
 		p.base += int64(p.head)
 		p.head = 0

@@ -92,6 +92,106 @@ func TestTrackerRandomOrder(t *testing.T) {
 	}
 }
 
+// TestTrackerKeyedSegments mixes in-order segments with keyed ones, whose
+// messages are done one by one in any order (as key lanes deliver them),
+// over offsets with gaps and messages of different sizes: after every
+// completion the done offset is one past the last message of the longest
+// done prefix, its epoch that message's, and the records and bytes
+// released are exactly that prefix's.
+func TestTrackerKeyedSegments(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 200 {
+		p := newPartition(topicPartition{"t", 0})
+		type msg struct {
+			off, size int64
+			epoch     int32
+			seq       int64
+			idx       int32
+			keyed     bool
+		}
+		var msgs []*msg
+		off := int64(r.IntN(100))
+		epoch := int32(1)
+		for range 1 + r.IntN(60) { // admissions
+			k := 1 + r.IntN(50)
+			batch := make([]*msg, k)
+			for i := range batch {
+				off += 1 + int64(r.IntN(2))*int64(r.IntN(5)) // gaps, as compaction leaves
+				if r.IntN(40) == 0 {
+					epoch++
+				}
+				batch[i] = &msg{off: off, size: int64(r.IntN(300)), epoch: epoch}
+			}
+			if r.IntN(3) == 0 { // an in-order segment: one run
+				var bytes int64
+				for _, m := range batch {
+					bytes += m.size
+				}
+				seq := p.track(batch[0].off, batch[k-1].off+1, k, bytes)
+				for _, m := range batch {
+					m.seq = seq
+				}
+			} else { // keyed, a new segment where the epoch changes
+				seq := int64(-1)
+				for i, m := range batch {
+					if seq < 0 || !p.fitsKeyed(seq, m.off, m.size, m.epoch) {
+						seq = p.trackKeyed(m.off, m.epoch, k-i)
+					}
+					m.seq, m.idx, m.keyed = seq, p.addKeyed(seq, m.off, m.size), true
+				}
+			}
+			msgs = append(msgs, batch...)
+		}
+		// Complete: keyed messages one at a time in random order, an
+		// in-order segment's messages in order, a run at a time.
+		done := make([]bool, len(msgs))
+		order := r.Perm(len(msgs))
+		for n := 0; n < len(order); {
+			i := order[n]
+			if done[i] {
+				n++
+				continue
+			}
+			m := msgs[i]
+			if m.keyed {
+				p.markKeyed(m.seq, m.idx)
+				done[i] = true
+			} else {
+				j := i // the segment's first undone message, then a run
+				for j > 0 && msgs[j-1].seq == m.seq && !done[j-1] {
+					j--
+				}
+				k := j
+				var bytes int64
+				for ; k < len(msgs) && msgs[k].seq == m.seq && k-j < 1+r.IntN(8); k++ {
+					done[k] = true
+					bytes += msgs[k].size
+				}
+				p.markDone(m.seq, k-j, bytes, msgs[k-1].off+1, msgs[k-1].epoch)
+			}
+			prefix, bytes := 0, int64(0)
+			for prefix < len(msgs) && done[prefix] {
+				bytes += msgs[prefix].size
+				prefix++
+			}
+			wantOff, wantEpoch := int64(-1), int32(0)
+			if prefix > 0 {
+				wantOff, wantEpoch = msgs[prefix-1].off+1, msgs[prefix-1].epoch
+			}
+			if p.doneOffset != wantOff || p.doneEpoch != wantEpoch || p.relRecords != int64(prefix) || p.relBytes != bytes {
+				t.Fatalf("trial %d: done offset %d epoch %d, released %d records %d bytes; want %d, %d, %d, %d",
+					trial, p.doneOffset, p.doneEpoch, p.relRecords, p.relBytes, wantOff, wantEpoch, prefix, bytes)
+			}
+		}
+		if len(p.segs) != 0 {
+			t.Fatalf("trial %d: %d segments left after all done (head %d, first %+v)", trial, len(p.segs), p.head, p.segs[p.head])
+		}
+		if p.heldRecords != int64(len(msgs)) {
+			t.Fatalf("trial %d: %d records held, want %d", trial, p.heldRecords, len(msgs))
+		}
+	}
+}
+
 func TestWindowHighLowAndGate(t *testing.T) {
 	w := NewWindow(100, 1000, 0.8, 0.5)
 	if w.Room() != 100 {
