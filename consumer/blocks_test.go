@@ -1,6 +1,10 @@
 package consumer
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+	"unsafe"
+)
 
 func TestBlockClass(t *testing.T) {
 	for _, c := range []struct{ n, class, size int }{
@@ -58,6 +62,33 @@ func TestSmallPollsGetNoBlock(t *testing.T) {
 	for _, m := range newMessages(blockMin - 1) {
 		if m.blk != nil {
 			t.Fatal("a poll smaller than blockMin got a pooled block")
+		}
+	}
+}
+
+// TestMessageLayout: a Message is 256 bytes, and what the pipeline reads
+// of every message around its delivery (every field up to and including
+// Attempt) is in one cache line for every message of a block of each size
+// (see Message).
+func TestMessageLayout(t *testing.T) {
+	if s := unsafe.Sizeof(Message{}); s != 256 {
+		t.Errorf("Message is %d bytes, want 256", s)
+	}
+	var hot uintptr // bytes from the start of a Message
+	rt := reflect.TypeFor[Message]()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		hot = max(hot, f.Offset+f.Type.Size())
+		if f.Name == "Attempt" {
+			break
+		}
+	}
+	for n := blockMin; n <= blockMax; n *= 2 {
+		b := newMessages(n)
+		for i, m := range b {
+			if at := uintptr(unsafe.Pointer(m)) % 64; at+hot > 64 {
+				t.Fatalf("block of %d, message %d: its first %d bytes start %d bytes into a cache line", n, i, hot, at)
+			}
 		}
 	}
 }
