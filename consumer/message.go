@@ -20,10 +20,10 @@ type Message struct {
 	// in (the allocator's header of a small object with pointers). Either
 	// way those 56 bytes are one line.
 
-	seq   int64      // position in its partition's tracker
-	size  int64      // bytes counted in the window
-	epoch int32      // Kafka leader epoch, for the commit
-	idx   int32      // index in its keyed segment (key ordering)
+	seq   int64 // position in its partition's tracker
+	size  int64 // bytes counted in the window
+	epoch int32 // Kafka leader epoch, for the commit
+	idx   int32 // index in its keyed segment (key ordering)
 	// blk is the pooled block the message lives in (blocks.go); nil for
 	// messages the pipeline does not reuse.
 	blk *msgBlock
