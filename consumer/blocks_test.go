@@ -38,18 +38,18 @@ func TestBlockReusedOnlyWhenAllReleased(t *testing.T) {
 		m.Offset = int64(i)
 		m.Value = []byte("v")
 	}
-	releaseMessages(held[:19])
+	releaseMessages(held[:19], nil)
 	for range 50 {
 		other := newMessages(20)
 		if other[0].blk == blk {
 			t.Fatal("a block was handed out again while one of its messages was still held")
 		}
-		releaseMessages(other)
+		releaseMessages(other, nil)
 	}
 	if held[19].Offset != 19 || string(held[19].Value) != "v" {
 		t.Fatalf("the held message changed: offset %d, value %q", held[19].Offset, held[19].Value)
 	}
-	releaseMessages(held[19:])
+	releaseMessages(held[19:], nil)
 	if blk.live != 0 {
 		t.Fatalf("a block with all its messages released counts %d live", blk.live)
 	}

@@ -23,9 +23,10 @@ const maxClass = 31
 // so a record is recycled only when its message can no longer be read:
 // once the pipeline has let its message go (pipeline.release): after the
 // sink and the source's ack returned (a sink may not keep them, see
-// Message), or when the message is dropped without being delivered; the
-// fetching goroutine then recycles it at its next admission. A message that never
-// gets there (left in a lane when the pipeline stops, or fetched for a
+// Message), or when the message is dropped without being delivered, and
+// once the same is true of every other message of its block (blocks.go);
+// the fetching goroutine then recycles it at its next admission. A message
+// that never gets there (left in a lane when the pipeline stops, or fetched for a
 // partition no longer assigned) keeps its batch's memory from the pool: it
 // is collected as garbage, never reused while still referenced.
 //
@@ -151,17 +152,11 @@ func (recordPool) PutDecompressBytes(b []byte) {
 	decompBufs.put(c, b[:0:1<<c])
 }
 
-// release hands msgs back where the pipeline lets them go: their records
-// to the spent list, their blocks to the block pool (releaseMessages).
-// Called with the lock held.
+// release hands msgs back where the pipeline lets them go: their blocks
+// to the block pool, and their records, a block's together, to the spent
+// list (releaseMessages). Called with the lock held.
 func (p *pipeline) release(msgs []*Message) {
-	for _, m := range msgs {
-		if m.rec != nil {
-			p.spent = append(p.spent, m.rec)
-			m.rec = nil
-		}
-		releaseMessage(m)
-	}
+	p.spent = releaseMessages(msgs, p.spent)
 }
 
 // takeSpent swaps out the records released since the last call, to be
