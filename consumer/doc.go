@@ -46,7 +46,8 @@
 // # Commits
 //
 // For Kafka, the tracker keeps, for each partition, the runs of admitted
-// records (segments) and how many of each are done. The done offset moves
+// records (segments) and how many of each are done: with key ordering an
+// admission's keyed records are one segment with a done mark per record. The done offset moves
 // only over the contiguous done prefix, never past a record that was not
 // delivered. A commit takes that prefix, and once the broker has stored
 // it, its records give their places in the window back. That is the whole

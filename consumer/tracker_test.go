@@ -134,6 +134,10 @@ func TestTrackerKeyedSegments(t *testing.T) {
 			} else { // keyed, a new segment where the epoch changes
 				seq := int64(-1)
 				for i, m := range batch {
+					if r.IntN(10) == 0 { // no key: a segment of its own, between keyed ones
+						m.seq = p.track(m.off, m.off+1, 1, m.size)
+						continue
+					}
 					if seq < 0 || !p.fitsKeyed(seq, m.off, m.size, m.epoch) {
 						seq = p.trackKeyed(m.off, m.epoch, k-i)
 					}
