@@ -224,9 +224,14 @@ func newKafkaSource(env sourceEnv) (*kafkaSource, error) {
 	kc := &cfg.Kafka
 	k := &kafkaSource{log: env.log, live: newLiveness(kc.SessionTimeout, env.log)}
 	// Keep up to a window's worth of message blocks and record memory for
-	// reuse (blocks.go, recordpool.go).
+	// reuse (blocks.go, recordpool.go). Record slices: four times the
+	// window's records, because more of them than the window holds are in
+	// use at once (the client's buffered fetches, decoded before the window
+	// has room for them, and capacity classes up to twice a batch); with
+	// twice, half the client's requests found none free and allocated
+	// (docs/BENCHMARKS.md).
 	blocks.keepUpTo(int64(cfg.MaxRecords))
-	recordSlices.keepUpTo(2 * int64(cfg.MaxRecords))
+	recordSlices.keepUpTo(4 * int64(cfg.MaxRecords))
 	decompBufs.keepUpTo(cfg.MaxBytes)
 	start := kgo.NewOffset().AtStart()
 	if kc.StartOffset == "latest" {
