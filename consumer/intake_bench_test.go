@@ -30,7 +30,7 @@ import (
 //	go test -run '^$' -bench BenchmarkIntake -benchmem -benchtime 300000x ./consumer/
 func BenchmarkIntake(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
-		benchIntake(b, func(brokers []string, topic, group string, n int) error {
+		benchIntake(b, func(brokers []string, topic, group string, n int, mark func()) error {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
 			if err != nil {
@@ -45,27 +45,35 @@ func BenchmarkIntake(b *testing.B) {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				fs.EachRecord(func(*kgo.Record) { count++ })
+				fs.EachRecord(func(*kgo.Record) {
+					if count++; count == n/2 || count == n {
+						mark()
+					}
+				})
 			}
 			return nil
 		})
 	})
 	for _, ord := range []consumer.Ordering{consumer.OrderNone, consumer.OrderPartition, consumer.OrderKey} {
 		b.Run(string(ord), func(b *testing.B) {
-			benchIntake(b, func(brokers []string, topic, group string, n int) error {
-				return consumeAll(brokers, topic, group, ord, n)
+			benchIntake(b, func(brokers []string, topic, group string, n int, mark func()) error {
+				return consumeAll(brokers, topic, group, ord, n, mark)
 			})
 		})
 	}
 }
 
 // consumeAll runs a consumer with a noop sink until n records were
-// delivered, then stops it.
-func consumeAll(brokers []string, topic, group string, ord consumer.Ordering, n int) error {
+// delivered, then stops it; it calls mark when n/2 were and when all were.
+func consumeAll(brokers []string, topic, group string, ord consumer.Ordering, n int, mark func()) error {
 	var delivered atomic.Int64
 	all := make(chan struct{})
 	sink := consumer.SinkFunc(func(context.Context, *consumer.Message) error {
-		if delivered.Add(1) == int64(n) {
+		switch delivered.Add(1) {
+		case int64(n / 2):
+			mark()
+		case int64(n):
+			mark()
 			close(all)
 		}
 		return nil
@@ -95,7 +103,7 @@ func consumeAll(brokers []string, topic, group string, ord consumer.Ordering, n 
 
 var intakeRound atomic.Int64
 
-func benchIntake(b *testing.B, consume func(brokers []string, topic, group string, n int) error) {
+func benchIntake(b *testing.B, consume func(brokers []string, topic, group string, n int, mark func()) error) {
 	const partitions, keys = 8, 4096
 	cl, topics := kafkatest.New(b, partitions, "intake")
 	value := make([]byte, 100)
@@ -107,10 +115,13 @@ func benchIntake(b *testing.B, consume func(brokers []string, topic, group strin
 	group := fmt.Sprintf("%s-%d", topics[0], intakeRound.Add(1))
 	b.ReportAllocs()
 	var m0, m1 runtime.MemStats
+	var marks [2]runtime.MemStats // when half the records were consumed, and all
+	var marked int
 	runtime.ReadMemStats(&m0)
 	cpu0 := cpuTime()
 	b.ResetTimer()
-	if err := consume(cl.Brokers, topics[0], group, b.N); err != nil {
+	mark := func() { runtime.ReadMemStats(&marks[min(marked, 1)]); marked++ }
+	if err := consume(cl.Brokers, topics[0], group, b.N, mark); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
@@ -119,6 +130,15 @@ func benchIntake(b *testing.B, consume func(brokers []string, topic, group strin
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/record")
 	// allocs/op rounds down to a whole number; this keeps the fraction.
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N), "allocs/record")
+	// The second half alone: past the start (joining the group, filling the
+	// pools, a lane for each new key), what a running service allocates.
+	if b.N < 2 {
+		return // the framework's first probe: no halves
+	}
+	if marked != 2 {
+		b.Fatalf("%d marks, want 2", marked)
+	}
+	b.ReportMetric(float64(marks[1].Mallocs-marks[0].Mallocs)/float64(b.N-b.N/2), "allocs/record-2nd-half")
 	b.ReportMetric(float64(m1.PauseTotalNs-m0.PauseTotalNs)/float64(b.N), "gc-pause-ns/record")
 }
 

@@ -110,7 +110,7 @@ func newPipeline(cfg *Config, sink Sink, win *Window, log *slog.Logger, met *met
 		released:   func() {},
 	}
 	p.batch, _ = sink.(BatchSink)
-	laneArrays.keepUpTo(2 * int64(cfg.MaxRecords))
+	laneArrays.keepUpTo(8 * int64(cfg.MaxRecords))
 	markArrays.keepUpTo(2 * int64(cfg.MaxRecords))
 	p.work.L = &p.mu
 	p.quiet.L = &p.mu
