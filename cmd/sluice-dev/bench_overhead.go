@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -37,6 +38,7 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 	fs.SetOutput(stderr)
 	records := fs.Int("records", 1_000_000, "records to preload and consume per round")
 	size := fs.Int("size", 100, "value size in bytes")
+	random := fs.Bool("random", false, "values of random bytes, which do not compress (default: zeros, which compress to almost nothing)")
 	partitions := fs.Int("partitions", 8, "partitions of the bench topic")
 	rounds := fs.Int("rounds", 5, "rounds (each runs every side, alternating the order)")
 	orderings := fs.String("ordering", "none,partition,key", "Sluice orderings to run, comma-separated: key, partition, none")
@@ -103,7 +105,7 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "preloading %d records of %d bytes (%d keys) into %s (%d partitions) on %s\n",
 		*records, *size, *keys, topic, *partitions, where)
-	if err := preload(ctx, brokers, topic, *records, *size, *keys); err != nil {
+	if err := preload(ctx, brokers, topic, *records, *size, *keys, *random); err != nil {
 		fmt.Fprintln(stderr, "bench: preload:", err)
 		return 1
 	}
@@ -143,7 +145,7 @@ func benchOverhead(ctx context.Context, args, environ []string, stdout, stderr i
 		mr = 1
 	}
 	out := map[string]any{
-		"records": *records, "size": *size, "partitions": *partitions, "rounds": *rounds,
+		"records": *records, "size": *size, "random": *random, "partitions": *partitions, "rounds": *rounds,
 		"keys": *keys, "workers": *workers, "brokers": where, "raw": summary(raw),
 	}
 	fmt.Fprintf(stdout, "\nmedians of %d rounds, %d records of %d bytes, %d keys, %d partitions, %d workers, %s\n",
@@ -182,7 +184,7 @@ func createTopic(ctx context.Context, brokers []string, topic string, partitions
 	return err
 }
 
-func preload(ctx context.Context, brokers []string, topic string, n, size, keys int) error {
+func preload(ctx context.Context, brokers []string, topic string, n, size, keys int, random bool) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -190,10 +192,19 @@ func preload(ctx context.Context, brokers []string, topic string, n, size, keys 
 		return err
 	}
 	defer cl.Close()
-	value := make([]byte, size)
+	// Random values come from 4 096 different ones, 400 KiB at the default
+	// size: more than a compressor's window, so a batch does not compress.
+	values := [][]byte{make([]byte, size)}
+	if random {
+		values = make([][]byte, 4096)
+		for i := range values {
+			values[i] = make([]byte, size)
+			rand.Read(values[i])
+		}
+	}
 	var first error
 	for i := range n {
-		r := &kgo.Record{Value: value}
+		r := &kgo.Record{Value: values[i%len(values)]}
 		if keys > 0 {
 			r.Key = fmt.Appendf(nil, "k%d", i%keys)
 		}

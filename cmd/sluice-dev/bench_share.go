@@ -96,7 +96,7 @@ func shareSlowSink(ctx context.Context, brokers []string, partitions, members, w
 	if err := createTopic(ctx, brokers, topic, partitions); err != nil {
 		return nil, fmt.Errorf("create topic: %w", err)
 	}
-	if err := preload(ctx, brokers, topic, n, size, 0); err != nil {
+	if err := preload(ctx, brokers, topic, n, size, 0, false); err != nil {
 		return nil, fmt.Errorf("preload: %w", err)
 	}
 	fmt.Fprintf(stdout, "slow sink: %d records of %d bytes in %d partitions, %d members x %d workers, window %d records, %v per record\n",
@@ -207,7 +207,7 @@ func shareOverhead(ctx context.Context, brokers []string, n, size, rounds int, m
 	if err := createTopic(ctx, brokers, topic, 8); err != nil {
 		return nil, fmt.Errorf("create topic: %w", err)
 	}
-	if err := preload(ctx, brokers, topic, n, size, 0); err != nil {
+	if err := preload(ctx, brokers, topic, n, size, 0, false); err != nil {
 		return nil, fmt.Errorf("preload: %w", err)
 	}
 	fmt.Fprintf(stdout, "overhead: %d records of %d bytes in 8 partitions, one member, noop sink, Sluice in %s mode\n", n, size, mode)

@@ -58,7 +58,7 @@ func benchSinks(ctx context.Context, args, environ []string, stdout, stderr io.W
 	brokers := cl.ListenAddrs()
 	fmt.Fprintf(stdout, "preloading %d records of %d bytes (%d keys) into %s (%d partitions)\n",
 		*records, *size, *keys, topic, *partitions)
-	if err := preload(ctx, brokers, topic, *records, *size, *keys); err != nil {
+	if err := preload(ctx, brokers, topic, *records, *size, *keys, false); err != nil {
 		fmt.Fprintln(stderr, "bench: preload:", err)
 		return 1
 	}

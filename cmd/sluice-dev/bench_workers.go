@@ -54,7 +54,7 @@ func benchWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return 1
 		}
 		brokers := cl.ListenAddrs()
-		if err := preload(ctx, brokers, topic, *records, 100, *keys); err != nil {
+		if err := preload(ctx, brokers, topic, *records, 100, *keys, false); err != nil {
 			cl.Close()
 			fmt.Fprintln(stderr, "bench: preload:", err)
 			return 1
