@@ -148,7 +148,7 @@ func (p *partition) track(first, end int64, n int, bytes int64) int64 {
 
 // trackKeyed appends an empty keyed segment for up to n messages, whose
 // leader epoch is epoch and first offset first, and returns its sequence
-// number; mark adds the messages.
+// number; addKeyed adds the messages.
 func (p *partition) trackKeyed(first int64, epoch int32, n int) int64 {
 	marks, ok := markArrays.get(ceilClass(n))
 	if !ok {
