@@ -47,9 +47,9 @@
 //
 // For Kafka, the tracker keeps, for each partition, the runs of admitted
 // records (segments) and how many of each are done: with key ordering an
-// admission's keyed records are one segment with a done mark per record. The done offset moves
-// only over the contiguous done prefix, never past a record that was not
-// delivered. A commit takes that prefix, and once the broker has stored
+// admission's records are one segment with a done mark per record. The
+// done offset moves only over the contiguous done prefix, never past a
+// record that was not delivered. A commit takes that prefix, and once the broker has stored
 // it, its records give their places in the window back. That is the whole
 // at-least-once argument. Commits run on CommitInterval, as soon as a
 // quarter of the window is done but not committed, every 25 ms while the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,7 +31,7 @@ import (
 //	go test -run '^$' -bench BenchmarkIntake -benchmem -benchtime 300000x ./consumer/
 func BenchmarkIntake(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
-		benchIntake(b, func(brokers []string, topic, group string, n int, mark func()) error {
+		benchIntake(b, func(brokers []string, topic, group string, n int, mark func(int)) error {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
 			if err != nil {
@@ -46,8 +47,11 @@ func BenchmarkIntake(b *testing.B) {
 					return err
 				}
 				fs.EachRecord(func(*kgo.Record) {
-					if count++; count == n/2 || count == n {
-						mark()
+					switch count++; count {
+					case n / 2:
+						mark(0)
+					case n:
+						mark(1)
 					}
 				})
 			}
@@ -56,7 +60,7 @@ func BenchmarkIntake(b *testing.B) {
 	})
 	for _, ord := range []consumer.Ordering{consumer.OrderNone, consumer.OrderPartition, consumer.OrderKey} {
 		b.Run(string(ord), func(b *testing.B) {
-			benchIntake(b, func(brokers []string, topic, group string, n int, mark func()) error {
+			benchIntake(b, func(brokers []string, topic, group string, n int, mark func(int)) error {
 				return consumeAll(brokers, topic, group, ord, n, mark)
 			})
 		})
@@ -64,16 +68,17 @@ func BenchmarkIntake(b *testing.B) {
 }
 
 // consumeAll runs a consumer with a noop sink until n records were
-// delivered, then stops it; it calls mark when n/2 were and when all were.
-func consumeAll(brokers []string, topic, group string, ord consumer.Ordering, n int, mark func()) error {
+// delivered, then stops it; it calls mark(0) when n/2 were and mark(1)
+// when all were.
+func consumeAll(brokers []string, topic, group string, ord consumer.Ordering, n int, mark func(int)) error {
 	var delivered atomic.Int64
 	all := make(chan struct{})
 	sink := consumer.SinkFunc(func(context.Context, *consumer.Message) error {
 		switch delivered.Add(1) {
 		case int64(n / 2):
-			mark()
+			mark(0)
 		case int64(n):
-			mark()
+			mark(1)
 			close(all)
 		}
 		return nil
@@ -103,7 +108,7 @@ func consumeAll(brokers []string, topic, group string, ord consumer.Ordering, n 
 
 var intakeRound atomic.Int64
 
-func benchIntake(b *testing.B, consume func(brokers []string, topic, group string, n int, mark func()) error) {
+func benchIntake(b *testing.B, consume func(brokers []string, topic, group string, n int, mark func(int)) error) {
 	const partitions, keys = 8, 4096
 	cl, topics := kafkatest.New(b, partitions, "intake")
 	value := make([]byte, 100)
@@ -115,12 +120,20 @@ func benchIntake(b *testing.B, consume func(brokers []string, topic, group strin
 	group := fmt.Sprintf("%s-%d", topics[0], intakeRound.Add(1))
 	b.ReportAllocs()
 	var m0, m1 runtime.MemStats
-	var marks [2]runtime.MemStats // when half the records were consumed, and all
-	var marked int
+	// Memory statistics when half the records were consumed, and all: the
+	// sink takes them on two different workers.
+	var marks [2]runtime.MemStats
+	var marked [2]bool
+	var marksMu sync.Mutex
 	runtime.ReadMemStats(&m0)
 	cpu0 := cpuTime()
 	b.ResetTimer()
-	mark := func() { runtime.ReadMemStats(&marks[min(marked, 1)]); marked++ }
+	mark := func(i int) {
+		marksMu.Lock()
+		defer marksMu.Unlock()
+		runtime.ReadMemStats(&marks[i])
+		marked[i] = true
+	}
 	if err := consume(cl.Brokers, topics[0], group, b.N, mark); err != nil {
 		b.Fatal(err)
 	}
@@ -135,8 +148,10 @@ func benchIntake(b *testing.B, consume func(brokers []string, topic, group strin
 	if b.N < 2 {
 		return // the framework's first probe: no halves
 	}
-	if marked != 2 {
-		b.Fatalf("%d marks, want 2", marked)
+	marksMu.Lock()
+	defer marksMu.Unlock()
+	if !marked[0] || !marked[1] {
+		b.Fatalf("memory statistics taken at half and at the end: %v, want both", marked)
 	}
 	b.ReportMetric(float64(marks[1].Mallocs-marks[0].Mallocs)/float64(b.N-b.N/2), "allocs/record-2nd-half")
 	b.ReportMetric(float64(m1.PauseTotalNs-m0.PauseTotalNs)/float64(b.N), "gc-pause-ns/record")

@@ -142,9 +142,9 @@ type fetched struct {
 // chunks, one lane and one segment each, as many as the workers can take
 // at once (up to BatchMax each); with partition ordering, they join the
 // partition's lane as one segment; with key ordering, each message goes to
-// its key's lane, and the admission's keyed messages are one segment whose
-// messages are marked done one by one (a message with no key goes to a
-// chunk lane). So the cost per message is a pointer copy and two stores.
+// its key's lane (a message with no key to a chunk lane), and the
+// admission's messages are one segment whose messages are marked done one
+// by one. So the cost per message is a pointer copy and two stores.
 func (p *pipeline) admit(part *partition, msgs []*Message, bytes, hwm int64) {
 	p.mu.Lock()
 	spent := p.takeSpent()
@@ -215,10 +215,10 @@ func (p *pipeline) admitChunks(part *partition, msgs []*Message, tracked bool) {
 }
 
 // admitKeyed queues each message in its key's lane; messages with no key
-// go to chunk lanes of up to BatchMax. When tracked, the keyed messages of
-// the admission are one keyed segment (a new one where the leader epoch
-// changes), in which each is marked done on its own, and each chunk is a
-// segment. A key's lane stays in the partition's map once it is empty
+// go to chunk lanes of up to BatchMax. When tracked, the admission's
+// messages are one keyed segment (a new one where the leader epoch
+// changes), in which each is marked done on its own, whichever lane
+// delivers it. A key's lane stays in the partition's map once it is empty
 // (idle), so a key that comes again, as keys do, finds it without
 // allocating a lane or copying the key; idle lanes are swept out when the
 // map grows past idleKeyLanes, so a stream of ever new keys costs bounded
@@ -227,42 +227,44 @@ func (p *pipeline) admitKeyed(part *partition, msgs []*Message, tracked bool) {
 	var chunk *lane
 	seq := int64(-1) // the keyed segment messages join
 	for i, m := range msgs {
-		if len(m.Key) == 0 {
-			if chunk == nil || chunk.pending() >= p.batchMax {
-				chunk = p.newLane(part)
-			}
-			if tracked {
-				m.seq = part.track(m.Offset, m.Offset+1, 1, m.size)
-			}
-			chunk.push(m)
-			if !chunk.active && !chunk.ready {
-				p.pushReady(chunk)
-			}
-			continue
-		}
 		if tracked {
 			if seq < 0 || !part.fitsKeyed(seq, m.Offset, m.size, m.epoch) {
 				seq = part.trackKeyed(m.Offset, m.epoch, len(msgs)-i)
 			}
 			m.seq, m.idx = seq, part.addKeyed(seq, m.Offset, m.size)
 		}
-		l := part.keys[string(m.Key)]
-		if l == nil {
-			if part.keys == nil {
-				part.keys = make(map[string]*lane)
+		var l *lane
+		if len(m.Key) == 0 {
+			if chunk == nil || chunk.pending() >= p.batchMax {
+				chunk = p.newLane(part)
 			}
-			if len(part.keys) >= max(part.sweepAt, p.idleKeyLanes()) {
-				p.sweepIdleKeys(part)
-			}
-			l = p.newLane(part)
-			l.key, l.keyed = string(m.Key), true
-			part.keys[l.key] = l
+			l = chunk
+		} else {
+			l = p.keyLane(part, m.Key)
 		}
 		l.push(m)
 		if !l.active && !l.ready {
 			p.pushReady(l)
 		}
 	}
+}
+
+// keyLane returns part's lane for key, a new one if it has none. Called
+// with the lock held.
+func (p *pipeline) keyLane(part *partition, key []byte) *lane {
+	if l := part.keys[string(key)]; l != nil {
+		return l
+	}
+	if part.keys == nil {
+		part.keys = make(map[string]*lane)
+	}
+	if len(part.keys) >= max(part.sweepAt, p.idleKeyLanes()) {
+		p.sweepIdleKeys(part)
+	}
+	l := p.newLane(part)
+	l.key, l.keyed = string(key), true
+	part.keys[l.key] = l
+	return l
 }
 
 // finish marks the delivered prefix of a worker's batch done, puts the
@@ -277,25 +279,25 @@ func (p *pipeline) finish(l *lane, batch []*Message, delivered int) {
 		p.unpark(part)
 	}
 	if !part.gone && !p.untracked {
-		// The delivered prefix is one or more runs of a segment's
-		// messages, in order (one markDone a run), or keyed messages,
-		// each marked in its segment.
 		done := batch[:delivered]
-		for i := 0; i < len(done); {
-			if l.keyed {
-				m := done[i]
+		if p.ordering == OrderKey {
+			// Each message is marked in its keyed segment.
+			for _, m := range done {
 				p.relRecs += int64(part.markKeyed(m.seq, m.idx))
-				i++
-				continue
 			}
-			seq, j := done[i].seq, i
-			var bytes int64
-			for ; j < len(done) && done[j].seq == seq; j++ {
-				bytes += done[j].size
+		} else {
+			// One or more runs of a segment's messages, in order: one
+			// markDone a run.
+			for i := 0; i < len(done); {
+				seq, j := done[i].seq, i
+				var bytes int64
+				for ; j < len(done) && done[j].seq == seq; j++ {
+					bytes += done[j].size
+				}
+				last := done[j-1]
+				p.relRecs += int64(part.markDone(seq, j-i, bytes, last.Offset+1, last.epoch))
+				i = j
 			}
-			last := done[j-1]
-			p.relRecs += int64(part.markDone(seq, j-i, bytes, last.Offset+1, last.epoch))
-			i = j
 		}
 	}
 	p.release(batch[:delivered])

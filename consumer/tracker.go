@@ -18,7 +18,7 @@ type topicPartition struct {
 // segment is the tracker's record of a run of admitted messages of one
 // partition: a chunk (no ordering) or one admission's messages in the
 // partition's lane (partition ordering), which one lane delivers in order,
-// or one admission's keyed messages (key ordering), which their keys' lanes
+// or one admission's messages (key ordering), which their keys' lanes
 // deliver in any order. Its done count is the length of its done prefix:
 // for an in-order segment every done message is in it, so counting them
 // says which they are (completion costs O(1) a run, not a store per
